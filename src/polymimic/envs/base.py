@@ -1,0 +1,243 @@
+"""The base class every polymimic task shares: arm, controller, stepping, replay, rendering.
+
+A task subclass supplies its objects' MJCF, its initial-state distribution, its
+observations and its progress/behaviour bookkeeping; this class owns everything else, so
+the timing, controller and replay guarantees are the same in every task.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from polymimic.envs.rendering import make_renderer
+from polymimic.envs.robot import (
+    ArmIndices,
+    CartesianController,
+    arm_actuators_xml,
+    arm_defaults_xml,
+    arm_xml,
+    solve_home_qpos,
+)
+
+# The site frame points straight down: x along world x, z along world -z.
+TOOL_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+OTHER_BEHAVIOUR = "other"
+_STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+class ArmTaskEnv(gym.Env):
+    """Shared machinery of the tabletop tasks; see each task's docstring for its spec.
+
+    Subclasses set the class attributes below and implement the ``_task_*`` hooks.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    behaviours: ClassVar[tuple[str, ...]] = ()  # the task's modes, without "other"
+    physics_timestep: ClassVar[float] = 0.002  # s
+    substeps: ClassVar[int] = 25  # physics steps per control step (20 Hz control)
+    max_episode_steps: ClassVar[int] = 400  # registered with the TimeLimit wrapper
+    task_state_size: ClassVar[int] = 0  # floats of task progress appended to get_state()
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        render_height: int = 240,
+        render_width: int = 320,
+        render_camera: str = "front",
+    ) -> None:
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; use one of "
+                f"{self.metadata['render_modes']} or None"
+            )
+        self.render_mode = render_mode
+        self.render_height, self.render_width = render_height, render_width
+        self.render_camera = render_camera
+        self.model = mujoco.MjModel.from_xml_string(self._model_xml())
+        self.model.opt.timestep = self.physics_timestep
+        self.data = mujoco.MjData(self.model)
+        self.arm = ArmIndices.from_model(self.model, "tip")
+        self.controller = CartesianController(self.model, self.arm)
+        self.home_qpos = self._home_qpos()
+        self.target_pos = np.zeros(3)  # the controller's Cartesian target (part of the state)
+        self.context = 0
+        self._renderer = None
+        self._state_size = mujoco.mj_stateSize(self.model, _STATE_SPEC)
+        self.observation_space = self._observation_space()
+        self.action_space = self._action_space()
+
+    # ----------------------------------------------------------------- hooks for tasks
+    def _task_xml(self) -> tuple[str, str]:
+        """(end-effector MJCF on the flange, world-body MJCF of the task's objects)."""
+        raise NotImplementedError
+
+    def _home_tip_pos(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _observation_space(self) -> gym.spaces.Dict:
+        raise NotImplementedError
+
+    def _action_space(self) -> gym.spaces.Box:
+        raise NotImplementedError
+
+    def _reset_task(self, options: dict[str, Any]) -> None:
+        """Place objects (from ``self.np_random``) and clear task progress."""
+        raise NotImplementedError
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        """Turn an action into a new ``self.target_pos`` (and gripper command, if any)."""
+        raise NotImplementedError
+
+    def _update_task(self) -> tuple[float, bool, dict[str, Any]]:
+        """After physics: update progress; return (reward, success, info extras)."""
+        raise NotImplementedError
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _task_state(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _set_task_state(self, task_state: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def behaviour(self) -> str:
+        """The behaviour label of the episode so far (final once the episode ends)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- model
+    def _model_xml(self) -> str:
+        end_effector, objects = self._task_xml()
+        return f"""
+<mujoco model="{type(self).__name__}">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{self.physics_timestep}" integrator="implicitfast"/>
+  <visual><global offwidth="640" offheight="480"/><quality shadowsize="0"/></visual>
+  <default>{arm_defaults_xml()}</default>
+  <asset>
+    <texture name="grid" type="2d" builtin="checker" width="256" height="256"
+             rgb1="0.55 0.45 0.35" rgb2="0.5 0.41 0.32"/>
+    <material name="table" texture="grid" texrepeat="6 6"/>
+  </asset>
+  <worldbody>
+    <light pos="0.4 0 1.5" dir="0 0 -1" diffuse="0.8 0.8 0.8"/>
+    <camera name="front" pos="1.35 0 0.75" xyaxes="0 1 0 -0.5 0 0.87"/>
+    <camera name="top" pos="0.55 0 1.3" xyaxes="0 1 0 -1 0 0"/>
+    <geom name="table" type="box" pos="0.55 0 -0.02" size="0.6 0.6 0.02" material="table"
+          friction="0.5 0.005 0.0001"/>
+    <body name="base" childclass="arm">{arm_xml(end_effector)}</body>
+    {objects}
+  </worldbody>
+  <actuator>{arm_actuators_xml()}</actuator>
+</mujoco>"""
+
+    def _home_qpos(self) -> np.ndarray:
+        # The home pose depends only on the model, so it is solved once per class.
+        cache = type(self).__dict__.get("_home_qpos_cache")
+        if cache is None:
+            cache = solve_home_qpos(self.model, self.arm, self._home_tip_pos(), TOOL_DOWN)
+            type(self)._home_qpos_cache = cache
+        return cache.copy()
+
+    # ----------------------------------------------------------------- gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[self.arm.qpos] = self.home_qpos
+        self.data.ctrl[:7] = self.home_qpos
+        self.target_pos = self._home_tip_pos().copy()
+        self._reset_task(dict(options or {}))
+        mujoco.mj_forward(self.model, self.data)
+        return self._get_obs(), self._info(success=False, extras={})
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action shape {action.shape} != {self.action_space.shape}")
+        self._apply_action(np.clip(action, self.action_space.low, self.action_space.high))
+        # Kinematics are refreshed at the start of the control step, so the IK sees the
+        # configuration the physics ended in rather than one substep earlier.
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+        self.data.ctrl[:7] = self.controller.joint_targets(self.data, self.target_pos, TOOL_DOWN)
+        mujoco.mj_step(self.model, self.data, nstep=self.substeps)
+        reward, success, extras = self._update_task()
+        return self._get_obs(), reward, success, False, self._info(success, extras)
+
+    def _info(self, success: bool, extras: dict[str, Any]) -> dict[str, Any]:
+        return {"success": bool(success), "behaviour": self.behaviour(), "context": self.context, **extras}
+
+    # ----------------------------------------------------------------- replay
+    def get_state(self) -> np.ndarray:
+        """Everything the future depends on, as one float64 vector.
+
+        Layout: MuJoCo's integration state (time, qpos, qvel, act, warm-start, ctrl, ...,
+        ``mj_getState`` with ``mjSTATE_INTEGRATION``), then the controller's Cartesian
+        target (3), the context id (1) and the task's progress (``task_state_size``).
+        """
+        physics = np.empty(self._state_size)
+        mujoco.mj_getState(self.model, self.data, physics, _STATE_SPEC)
+        return np.concatenate([physics, self.target_pos, [self.context], self._task_state()])
+
+    @property
+    def state_size(self) -> int:
+        return self._state_size + 4 + self.task_state_size
+
+    def reset_to(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Restore a ``get_state()`` vector exactly; returns the observation there."""
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != (self.state_size,):
+            raise ValueError(
+                f"state has shape {state.shape}, expected ({self.state_size},) for "
+                f"{type(self).__name__}; was it recorded with another task or version?"
+            )
+        n = self._state_size
+        mujoco.mj_setState(self.model, self.data, state[:n], _STATE_SPEC)
+        self.target_pos = state[n : n + 3].copy()
+        self.context = int(state[n + 3])
+        self._set_task_state(state[n + 4 :])
+        mujoco.mj_forward(self.model, self.data)
+        # mj_forward overwrote the warm-start with this state's acceleration; restore it
+        # so the next step starts the solver exactly where the recording did.
+        mujoco.mj_setState(self.model, self.data, state[:n], _STATE_SPEC)
+        return self._get_obs()
+
+    # ----------------------------------------------------------------- rendering
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None:
+            self._renderer = make_renderer(self.model, self.render_height, self.render_width)
+        self._renderer.update_scene(self.data, camera=self.render_camera)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # Renderers hold GL contexts, which cannot be pickled or shared across processes.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_renderer"] = None
+        state["model"] = None
+        state["data"] = None
+        state["_sim_state"] = self.get_state()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        sim_state = state.pop("_sim_state")
+        self.__dict__.update(state)
+        self.model = mujoco.MjModel.from_xml_string(self._model_xml())
+        self.model.opt.timestep = self.physics_timestep
+        self.data = mujoco.MjData(self.model)
+        self.controller = CartesianController(self.model, self.arm)
+        self.reset_to(sim_state)

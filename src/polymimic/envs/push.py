@@ -1,0 +1,196 @@
+"""``polymimic/Push-v0``: push two blocks into two target zones (D3IL's Pushing)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from polymimic.envs.base import OTHER_BEHAVIOUR, ArmTaskEnv
+
+BLOCKS = ("red", "green")
+ZONES = ("left", "right")
+BLOCK_HALF = 0.025  # m, half the cube's edge
+BLOCK_MASS = 0.2  # kg
+ZONE_CENTRES = {"left": np.array([0.68, 0.17]), "right": np.array([0.68, -0.17])}
+ZONE_HALF = 0.06  # m: a block is in a zone when its centre is inside this square
+BLOCK_NOMINAL = {"red": np.array([0.45, -0.10]), "green": np.array([0.45, 0.10])}
+BLOCK_JITTER = 0.03  # m, uniform per axis around the nominal position
+TIP_HEIGHT = 0.02  # m, rod axis end above the table (capsule bottom 1 cm above it)
+ROD_RADIUS = 0.01
+ROD_LENGTH = 0.20
+MAX_STEP = 0.015  # m of target motion per control step at |action| = 1
+WORKSPACE_LOW = np.array([0.28, -0.30])
+WORKSPACE_HIGH = np.array([0.76, 0.30])
+HOME_TIP = np.array([0.35, 0.0, TIP_HEIGHT])
+
+
+def _block_xml(name: str, rgba: str) -> str:
+    return (
+        f'<body name="{name}_block" pos="0 0 {BLOCK_HALF}"><freejoint name="{name}_block"/>'
+        f'<geom name="{name}_block" type="box" size="{BLOCK_HALF} {BLOCK_HALF} {BLOCK_HALF}" '
+        f'mass="{BLOCK_MASS}" rgba="{rgba}" friction="0.5 0.005 0.0001"/></body>'
+    )
+
+
+def _zone_xml(name: str, rgba: str) -> str:
+    x, y = ZONE_CENTRES[name]
+    return (
+        f'<geom name="{name}_zone" type="box" pos="{x} {y} 0.0005" '
+        f'size="{ZONE_HALF} {ZONE_HALF} 0.0005" rgba="{rgba}" contype="0" conaffinity="0"/>'
+    )
+
+
+class PushEnv(ArmTaskEnv):
+    """Push a red and a green block into the two target zones, in either order.
+
+    The reference is D3IL's Pushing task: two blocks, two zones, four behaviours.
+
+    **Scene.** A 7-DOF Panda (base at the world origin, on the table top ``z = 0``) holds a
+    vertical rod (capsule, radius 1 cm, 20 cm) whose tip is kept 2 cm above the table.
+    Two 5 cm cubes (0.2 kg, friction 0.5) start near (0.45, -0.10) [red] and (0.45, 0.10)
+    [green] with uniform +-3 cm jitter per axis and +-0.3 rad yaw. The zones are 12 cm
+    squares centred at (0.68, +0.17) [``left``] and (0.68, -0.17) [``right``] (left/right
+    as seen from the robot base). The rod is slippery (friction 0.05, higher geom priority)
+    so an off-centre push slides rather than drags the block.
+
+    **Timing.** Physics timestep 2 ms (implicitfast), 25 substeps per control step, i.e.
+    50 ms / 20 Hz control; ``max_episode_steps = 400`` (20 s). D3IL uses 1 ms x 35
+    substeps (28.6 Hz); 2 ms keeps the stiff position servos stable at half the cost.
+
+    **Actions** ``Box(-1, 1, (2,))``: the change of the desired tip position in x and y,
+    scaled by 1.5 cm per step (D3IL: "delta desired xy"). The desired position is clipped
+    to the workspace x in [0.28, 0.76], y in [-0.30, 0.30]; height and orientation are held
+    by the damped least-squares IK controller.
+
+    **Observations** (``Dict``, float32):
+
+    | key | size | meaning |
+    |---|---|---|
+    | ``tip_pos`` | 2 | measured rod tip x, y (m) |
+    | ``tip_target`` | 2 | the controller's desired tip x, y (m) |
+    | ``red_block`` | 4 | x, y (m), sin 4θ, cos 4θ (yaw θ modulo the cube's 90° symmetry) |
+    | ``green_block`` | 4 | as ``red_block`` |
+
+    **Success** (``info["success"]``, terminates the episode): each zone holds one block,
+    a block being in a zone when its centre lies inside the zone's 12 cm square.
+    **Reward**: 1 on the success step, else 0; ``info["blocks_in_zones"]`` counts the
+    blocks inside any zone.
+
+    **Behaviours** (``PushEnv.behaviours``): ``"<block>-<zone>"`` names the block that
+    entered a zone first and that zone: ``red-left``, ``red-right``, ``green-left``,
+    ``green-right``. The label is decided from the simulation: the first time a block's
+    centre enters a zone is recorded; a successful episode whose first block still sits in
+    that zone gets that label; everything else (failure, or the first block moved on to
+    the other zone) is ``other``. ``info["behaviour"]`` is present every step and final at
+    episode end.
+    """
+
+    behaviours: ClassVar[tuple[str, ...]] = tuple(f"{b}-{z}" for b in BLOCKS for z in ZONES)
+    max_episode_steps: ClassVar[int] = 400
+    task_state_size: ClassVar[int] = 3  # first block index (-1: none), its zone, success
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._first = np.array([-1.0, -1.0])
+        super().__init__(**kwargs)
+        self._block_qpos = {
+            b: self.model.jnt_qposadr[self.model.joint(f"{b}_block").id] for b in BLOCKS
+        }
+        self._success = False
+
+    def _task_xml(self) -> tuple[str, str]:
+        rod = (
+            f'<geom name="rod" type="capsule" fromto="0 0 0 0 0 {ROD_LENGTH}" '
+            f'size="{ROD_RADIUS}" rgba="0.2 0.2 0.22 1" friction="0.05 0.005 0.0001" '
+            f'priority="1" contype="1" conaffinity="1" mass="0.1"/>'
+            f'<site name="tip" pos="0 0 {ROD_LENGTH}" size="0.005"/>'
+        )
+        objects = (
+            _zone_xml("left", "0.9 0.9 0.2 0.6")
+            + _zone_xml("right", "0.2 0.5 0.9 0.6")
+            + _block_xml("red", "0.85 0.15 0.15 1")
+            + _block_xml("green", "0.15 0.7 0.2 1")
+        )
+        return rod, objects
+
+    def _home_tip_pos(self) -> np.ndarray:
+        return HOME_TIP
+
+    def _observation_space(self) -> gym.spaces.Dict:
+        def box(n: int) -> gym.spaces.Box:
+            return gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+
+        return gym.spaces.Dict(
+            {"tip_pos": box(2), "tip_target": box(2), "red_block": box(4), "green_block": box(4)}
+        )
+
+    def _action_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def _reset_task(self, options: dict[str, Any]) -> None:
+        for block in BLOCKS:
+            xy = BLOCK_NOMINAL[block] + self.np_random.uniform(-BLOCK_JITTER, BLOCK_JITTER, 2)
+            yaw = self.np_random.uniform(-0.3, 0.3)
+            adr = self._block_qpos[block]
+            self.data.qpos[adr : adr + 3] = (xy[0], xy[1], BLOCK_HALF)
+            self.data.qpos[adr + 3 : adr + 7] = (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+        self._first[:] = -1.0
+        self._success = False
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        xy = self.target_pos[:2] + MAX_STEP * action
+        self.target_pos[:2] = np.clip(xy, WORKSPACE_LOW, WORKSPACE_HIGH)
+
+    def block_xy(self, block: str) -> np.ndarray:
+        adr = self._block_qpos[block]
+        return self.data.qpos[adr : adr + 2].copy()
+
+    def zone_of(self, block: str) -> int:
+        """Index into ZONES of the zone holding ``block``'s centre, or -1."""
+        xy = self.block_xy(block)
+        for index, zone in enumerate(ZONES):
+            if np.all(np.abs(xy - ZONE_CENTRES[zone]) <= ZONE_HALF):
+                return index
+        return -1
+
+    def _update_task(self) -> tuple[float, bool, dict[str, Any]]:
+        zones = [self.zone_of(b) for b in BLOCKS]
+        if self._first[0] < 0:
+            for index, zone in enumerate(zones):
+                if zone >= 0:  # both entering in one step: the lower index wins, rare
+                    self._first[:] = (index, zone)
+                    break
+        in_zones = sum(z >= 0 for z in zones)
+        self._success = in_zones == 2 and zones[0] != zones[1]
+        return float(self._success), self._success, {"blocks_in_zones": in_zones}
+
+    def behaviour(self) -> str:
+        if not self._success or self._first[0] < 0:
+            return OTHER_BEHAVIOUR
+        block, zone = int(self._first[0]), int(self._first[1])
+        if self.zone_of(BLOCKS[block]) != zone:
+            return OTHER_BEHAVIOUR
+        return f"{BLOCKS[block]}-{ZONES[zone]}"
+
+    def _block_obs(self, block: str) -> np.ndarray:
+        adr = self._block_qpos[block]
+        w, _, _, z = self.data.qpos[adr + 3 : adr + 7]
+        yaw = 2.0 * np.arctan2(z, w)
+        x, y = self.data.qpos[adr : adr + 2]
+        return np.array([x, y, np.sin(4 * yaw), np.cos(4 * yaw)], dtype=np.float32)
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        return {
+            "tip_pos": self.data.site_xpos[self.arm.site_id][:2].astype(np.float32),
+            "tip_target": self.target_pos[:2].astype(np.float32),
+            "red_block": self._block_obs("red"),
+            "green_block": self._block_obs("green"),
+        }
+
+    def _task_state(self) -> np.ndarray:
+        return np.array([*self._first, float(self._success)])
+
+    def _set_task_state(self, task_state: np.ndarray) -> None:
+        self._first[:] = task_state[:2]
+        self._success = bool(task_state[2])
