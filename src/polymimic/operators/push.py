@@ -188,6 +188,7 @@ PUSH_STRATEGIES = {
     "red_first": Strategy("red_first", _prefer("red-left", "red-right")),
     "green_first": Strategy("green_first", _prefer("green-left", "green-right")),
     "left_first": Strategy("left_first", _prefer("red-left", "green-left")),
+    "right_first": Strategy("right_first", _prefer("red-right", "green-right")),
     "uniform": Strategy("uniform", _prefer("red-left", "red-right", "green-left", "green-right")),
 }
 PUSH_STYLES = {
