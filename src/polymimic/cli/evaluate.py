@@ -28,13 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _env_of(checkpoint_config: dict[str, Any], override: str | None) -> tuple[str, dict[str, Any]]:
-    env = checkpoint_config.get("env") or {}
-    env_id = override or env.get("id")
+    env_args = checkpoint_config.get("env_args") or {}
+    env_id = override or env_args.get("env_name")
     if not env_id:
         raise ValueError(
             "the checkpoint does not record its environment; pass --env, e.g. --env polymimic/Push-v0"
         )
-    return env_id, dict(env.get("kwargs") or {}) if not override else {}
+    return env_id, dict(env_args.get("env_kwargs") or {}) if not override else {}
 
 
 def _reference_distribution(path: Path | None) -> dict[str, float] | None:

@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine (see README):
+#   make demo   install, then generate a small Push dataset, train BC, evaluate headless
+#   make test   install, then run the test suite
+# GPU machines: make demo TORCH_SPEC=torch   (PyPI's default Linux wheel is the CUDA build)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+DEMO_DIR ?= demo_run
+DEMOS_PER_OPERATOR ?= 20
+TRAIN_STEPS ?= 3000
+EVAL_EPISODES ?= 30
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.polymimic-installed
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/polymimic data generate --out $(DEMO_DIR)/push.hdf5 \
+		--demos-per-operator $(DEMOS_PER_OPERATOR) --workers 2
+	$(VENV)/bin/polymimic train dataset=$(CURDIR)/$(DEMO_DIR)/push.hdf5 policy=bc_mlp \
+		train.num_steps=$(TRAIN_STEPS) hydra.run.dir=$(DEMO_DIR)/train
+	$(VENV)/bin/polymimic eval --checkpoint $(DEMO_DIR)/train/checkpoints/last \
+		--episodes $(EVAL_EPISODES) --video-episodes 2 --out-dir $(DEMO_DIR)/eval \
+		--dataset $(DEMO_DIR)/push.hdf5
+
+test: install
+	$(PY) -m pytest -q tests
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+
+clean:
+	rm -rf $(DEMO_DIR) outputs multirun

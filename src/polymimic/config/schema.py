@@ -1,0 +1,76 @@
+"""Typed Hydra configs, registered in Hydra's ConfigStore (YAML files only override them).
+
+Groups:
+    policy: one node per registered learner (``policy=bc_mlp``), its config dataclass plus a
+        ``type`` field naming the registry entry. ``obs_keys``, ``obs_dim`` and
+        ``action_dim`` in it are filled from the dataset when the policy is built.
+Primary configs:
+    train: :class:`TrainRunConfig`, the ``polymimic train`` command.
+
+Never the ``${eval:...}`` resolver: configs are data, they run no code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from polymimic.policies import registered_policies
+from polymimic.policies.base import policy_class
+from polymimic.policies.train import TrainConfig
+
+# Hydra settings every polymimic command shares: outputs grouped per command, no chdir
+# (relative dataset paths keep meaning what the user typed).
+_HYDRA_DEFAULTS: dict[str, Any] = {
+    "job": {"name": "train", "chdir": False},
+    "run": {"dir": "outputs/train/${now:%Y-%m-%d_%H-%M-%S}"},
+    "sweep": {"dir": "multirun/train/${now:%Y-%m-%d_%H-%M-%S}", "subdir": "${hydra.job.num}"},
+}
+
+
+@dataclasses.dataclass
+class TrainRunConfig:
+    """Everything one ``polymimic train`` run needs."""
+
+    # Hydra's defaults list: this node first, then the chosen policy group entry.
+    defaults: list[Any] = dataclasses.field(
+        default_factory=lambda: ["_self_", {"policy": "bc_mlp"}]
+    )
+    dataset: str = MISSING  # path of a robomimic-layout HDF5 file (required)
+    filter_key: str | None = "train"  # mask/<filter_key> selecting the training demos; null = all
+    obs_keys: list[str] = dataclasses.field(
+        default_factory=list
+    )  # empty = every obs key of the file
+    policy: Any = MISSING  # a node of the `policy` group, e.g. policy=bc_mlp
+    # seed and device are set once at the top level and interpolated into the loop settings.
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(seed="${seed}", device="${device}")
+    )
+    seed: int = 0  # seeds weight initialisation, batch order and all RNGs
+    device: str = "auto"  # "auto" = cuda if available else cpu
+    eval_episodes: int = 0  # rollout episodes after training (0 = none; evaluation comes later)
+    hydra: Any = dataclasses.field(default_factory=lambda: dict(_HYDRA_DEFAULTS))
+
+
+def policy_node_class(name: str) -> type:
+    """The Hydra node of a registered learner: its config dataclass plus ``type: str = name``."""
+    config_class = policy_class(name).config_class
+    return dataclasses.make_dataclass(
+        f"{config_class.__name__}Node",
+        [("type", str, dataclasses.field(default=name))],
+        bases=(config_class,),
+    )
+
+
+def register_configs() -> None:
+    """Store the primary configs and one ``policy`` group entry per registered learner."""
+    store = ConfigStore.instance()
+    store.store(name="train", node=TrainRunConfig)
+    for name in registered_policies():
+        store.store(group="policy", name=name, node=policy_node_class(name))
+
+
+register_configs()

@@ -1,0 +1,136 @@
+"""WindowDataset against hand-computed windows on a small robomimic-layout file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from polymimic.datasets.windows import DatasetError, WindowDataset
+
+DEMOS = [0, 1, 2, 10]  # demo_10 checks numeric (not string) ordering
+STEPS = 20
+
+
+def tip_pos(demo: int, t: np.ndarray) -> np.ndarray:
+    return np.stack([demo * 100 + t, -(demo * 100 + t)], axis=-1).astype(np.float64)
+
+
+def block_red(demo: int, t: np.ndarray) -> np.ndarray:
+    # last column is constant over the whole file: its std must be treated as 1
+    return np.stack([np.full_like(t, demo), t, 0.5 * t * t, np.ones_like(t)], axis=-1).astype(
+        np.float64
+    )
+
+
+def action(demo: int, t: np.ndarray) -> np.ndarray:
+    return np.stack([demo * 100 + t, 2.0 * t], axis=-1).astype(np.float64)
+
+
+@pytest.fixture
+def h5_path(tmp_path: Path) -> Path:
+    path = tmp_path / "demos.hdf5"
+    t = np.arange(STEPS, dtype=np.float64)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps(
+            {"env_name": "polymimic/Push-v0", "env_kwargs": {"obs_mode": "state"}}
+        )
+        for i in DEMOS:
+            demo = data.create_group(f"demo_{i}")
+            demo.attrs["operator"] = "must never be read"
+            demo.create_dataset("obs/tip_pos", data=tip_pos(i, t))
+            demo.create_dataset("obs/block_red", data=block_red(i, t))
+            demo.create_dataset("actions", data=action(i, t))
+            demo.create_dataset("rewards", data=np.zeros(STEPS))
+            demo.create_dataset("dones", data=(t == STEPS - 1).astype(np.int64))
+        f.create_dataset("mask/train", data=np.array([b"demo_10", b"demo_0", b"demo_1"]))
+        f.create_dataset("mask/valid", data=np.array([b"demo_2"]))
+    return path
+
+
+def flat_obs(demo: int, t: int) -> np.ndarray:
+    tt = np.array([t], dtype=np.float64)
+    return np.concatenate([tip_pos(demo, tt), block_red(demo, tt)], axis=-1)[0].astype(np.float32)
+
+
+def test_selects_mask_demos_in_numeric_order(h5_path: Path) -> None:
+    ds = WindowDataset(h5_path, ["tip_pos", "block_red"])
+    assert ds.demo_names == ["demo_0", "demo_1", "demo_10"]
+    assert len(ds) == 3 * STEPS
+    assert (ds.obs_dim, ds.action_dim) == (6, 2)
+    assert ds.env_args == {"env_name": "polymimic/Push-v0", "env_kwargs": {"obs_mode": "state"}}
+    assert len(WindowDataset(h5_path, ["tip_pos"], filter_key=None)) == 4 * STEPS
+
+
+def test_padding_at_episode_start_and_end(h5_path: Path) -> None:
+    ds = WindowDataset(h5_path, ["tip_pos", "block_red"], obs_horizon=2, action_horizon=3)
+    a = lambda demo, ts: action(demo, np.array(ts, dtype=np.float64)).astype(np.float32)  # noqa: E731
+    expectations = {
+        0: (0, [0, 0], [0, 1, 2]),  # first step: first obs repeated
+        1: (0, [0, 1], [1, 2, 3]),
+        18: (0, [17, 18], [18, 19, 19]),  # last action repeated past the end
+        19: (0, [18, 19], [19, 19, 19]),
+        20: (1, [0, 0], [0, 1, 2]),  # the next episode never sees the previous one
+        59: (10, [18, 19], [19, 19, 19]),
+    }
+    for index, (demo, obs_ts, action_ts) in expectations.items():
+        item = ds[index]
+        assert item["obs"].dtype == torch.float32 and item["obs"].shape == (2, 6)
+        assert item["actions"].shape == (3, 2)
+        np.testing.assert_array_equal(
+            item["obs"].numpy(), np.stack([flat_obs(demo, t) for t in obs_ts])
+        )
+        np.testing.assert_array_equal(item["actions"].numpy(), a(demo, action_ts))
+
+
+def test_batched_gather_matches_items_and_dataloader(h5_path: Path) -> None:
+    ds = WindowDataset(h5_path, ["tip_pos", "block_red"], obs_horizon=3, action_horizon=4)
+    indices = [59, 0, 21, 40, 19]
+    batch = ds.get_batch(indices)
+    assert batch["obs"].shape == (5, 3, 6) and batch["actions"].shape == (5, 4, 2)
+    for row, index in enumerate(indices):
+        torch.testing.assert_close(batch["obs"][row], ds[index]["obs"], rtol=0, atol=0)
+        torch.testing.assert_close(batch["actions"][row], ds[index]["actions"], rtol=0, atol=0)
+    loaded = next(iter(DataLoader(ds, batch_size=7, shuffle=False)))
+    assert loaded["obs"].shape == (7, 3, 6)
+
+
+def test_empty_obs_keys_means_all_keys_sorted(h5_path: Path) -> None:
+    ds = WindowDataset(h5_path)
+    assert ds.obs_keys == ("block_red", "tip_pos")
+    np.testing.assert_array_equal(ds[1]["obs"][0, :4].numpy(), block_red(0, np.array([1.0]))[0])
+
+
+def test_stats_match_numpy_over_train_demos(h5_path: Path) -> None:
+    ds = WindowDataset(h5_path, ["tip_pos", "block_red"], obs_horizon=2, action_horizon=3)
+    t = np.arange(STEPS, dtype=np.float64)
+    train = [0, 1, 10]
+    obs = np.concatenate([np.concatenate([tip_pos(i, t), block_red(i, t)], axis=-1) for i in train])
+    actions = np.concatenate([action(i, t) for i in train])
+    stats = ds.stats()
+    assert all(v.dtype == np.float32 for v in stats.values())
+    expected_obs_std = obs.std(axis=0)
+    assert expected_obs_std[-1] == 0.0
+    expected_obs_std[-1] = 1.0  # constant dimension: left unscaled
+    np.testing.assert_allclose(stats["obs_mean"], obs.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(stats["obs_std"], expected_obs_std, rtol=1e-6)
+    np.testing.assert_allclose(stats["action_mean"], actions.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(stats["action_std"], actions.std(axis=0), rtol=1e-6)
+
+
+def test_unknown_filter_key_names_it_and_lists_masks(h5_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"'best' not found .* available masks: train, valid"):
+        WindowDataset(h5_path, ["tip_pos"], filter_key="best")
+
+
+def test_unknown_obs_key_and_missing_file(h5_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"lacks keys \['joint_pos'\].*block_red"):
+        WindowDataset(h5_path, ["tip_pos", "joint_pos"])
+    with pytest.raises(DatasetError, match="does not exist"):
+        WindowDataset(tmp_path / "nope.hdf5", ["tip_pos"])
