@@ -34,7 +34,16 @@ demo: install
 		--episodes $(EVAL_EPISODES) --video-episodes 2 --out-dir $(DEMO_DIR)/eval \
 		--dataset $(DEMO_DIR)/push.hdf5
 
-test: install
+# robomimic 0.3.0 is a test-time cross-check of the file format, never a runtime
+# dependency: --no-deps because its torchvision pin cannot be met beside CPU torch, and
+# its dataset module needs only these three extra packages (DESIGN.md).
+ROBOMIMIC_STAMP := $(VENV)/.robomimic-installed
+$(ROBOMIMIC_STAMP): $(STAMP)
+	$(PY) -m pip install -q --no-deps robomimic==0.3.0
+	$(PY) -m pip install -q six termcolor psutil
+	touch $(ROBOMIMIC_STAMP)
+
+test: install $(ROBOMIMIC_STAMP)
 	$(PY) -m pytest -q tests
 
 lint: install

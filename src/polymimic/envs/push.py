@@ -148,9 +148,11 @@ class PushEnv(ArmTaskEnv):
 
     def zone_of(self, block: str) -> int:
         """Index into ZONES of the zone holding ``block``'s centre, or -1."""
-        xy = self.block_xy(block)
+        adr = self._block_qpos[block]
+        x, y = float(self.data.qpos[adr]), float(self.data.qpos[adr + 1])
         for index, zone in enumerate(ZONES):
-            if np.all(np.abs(xy - ZONE_CENTRES[zone]) <= ZONE_HALF):
+            cx, cy = ZONE_CENTRES[zone]
+            if abs(x - cx) <= ZONE_HALF and abs(y - cy) <= ZONE_HALF:
                 return index
         return -1
 

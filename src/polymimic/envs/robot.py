@@ -168,8 +168,12 @@ class CartesianController:
         err = self._err
         err[:3] = target_pos - data.site_xpos[arm.site_id]
         current = data.site_xmat[arm.site_id].reshape(3, 3)
-        # Small-angle orientation error: 0.5 * sum_i (current_i x target_i) over the axes.
-        err[3:] = 0.5 * np.cross(current.T, target_rot.T).sum(axis=0)
+        # Small-angle orientation error 0.5 * sum_i (c_i x t_i) over the frames' axes,
+        # computed as 0.5 * vee(T C^T - C T^T) (one matmul instead of three crosses).
+        skew = target_rot @ current.T
+        err[3] = 0.5 * (skew[2, 1] - skew[1, 2])
+        err[4] = 0.5 * (skew[0, 2] - skew[2, 0])
+        err[5] = 0.5 * (skew[1, 0] - skew[0, 1])
         jjt = jac @ jac.T
         dq = jac.T @ np.linalg.solve(jjt + self.damping_sq * np.eye(6), err)
         q = data.qpos[arm.qpos]

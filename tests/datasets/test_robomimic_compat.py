@@ -1,0 +1,55 @@
+"""robomimic 0.3.0's own SequenceDataset reads a file made by our generator.
+
+robomimic is a cross-check, not a dependency: ``make test`` installs it with
+``pip install --no-deps robomimic==0.3.0 six termcolor psutil`` (its dataset module needs
+neither torchvision nor matplotlib).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+sequence = pytest.importorskip("robomimic.utils.dataset")
+obs_utils = pytest.importorskip("robomimic.utils.obs_utils")
+
+OBS_KEYS = ("tip_pos", "tip_target", "red_block", "green_block")
+
+
+@pytest.mark.parametrize("filter_key", [None, "train"])
+def test_sequence_dataset_reads_generated_push_data(tiny_push_dataset: Path, filter_key) -> None:
+    obs_utils.initialize_obs_modality_mapping_from_dict({"low_dim": list(OBS_KEYS)})
+    ds = sequence.SequenceDataset(
+        hdf5_path=str(tiny_push_dataset),
+        obs_keys=OBS_KEYS,
+        dataset_keys=("actions", "rewards", "dones"),
+        load_next_obs=True,
+        frame_stack=1,
+        seq_length=10,
+        pad_frame_stack=True,
+        pad_seq_length=True,
+        get_pad_mask=False,
+        goal_mode=None,
+        hdf5_cache_mode="all",
+        hdf5_use_swmr=True,
+        hdf5_normalize_obs=False,
+        filter_by_attribute=filter_key,
+    )
+    with h5py.File(tiny_push_dataset, "r") as f:
+        expected = (
+            sorted(f["data"].keys(), key=lambda n: int(n[5:]))
+            if filter_key is None
+            else sorted((n.decode() for n in f["mask"][filter_key][:]), key=lambda n: int(n[5:]))
+        )
+        total = sum(f["data"][d].attrs["num_samples"] for d in expected)
+        first_actions = f["data"][expected[0]]["actions"][:10]
+        first_tip = f["data"][expected[0]]["obs"]["tip_pos"][:10]
+    assert list(ds.demos) == expected
+    assert len(ds) == total  # one sequence per step with padding at the ends
+    item = ds[0]
+    assert item["actions"].shape == (10, 2)
+    np.testing.assert_allclose(item["actions"], first_actions)
+    np.testing.assert_allclose(item["obs"]["tip_pos"], first_tip)
