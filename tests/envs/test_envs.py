@@ -134,12 +134,6 @@ def test_reset_to_reproduces_the_rest_of_the_episode(env_id: str) -> None:
         _assert_rollouts_equal(_rollout(restored, actions), original)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="envs/base.py step() builds obs from data.site_xpos left by the last mj_step "
-    "substep (kinematics of qpos one 2 ms substep before the state), while reset_to() runs "
-    "mj_forward: tip_pos differs by ~0.1 mm. Fix: mj_kinematics after mj_step in step().",
-)
 @pytest.mark.parametrize("env_id", TASK_IDS)
 def test_reset_to_returns_the_observation_recorded_at_that_state(env_id: str) -> None:
     env = _make(env_id)

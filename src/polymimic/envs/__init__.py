@@ -5,9 +5,10 @@ base class rather than copying it.
 """
 
 # The GL backend must be chosen before anything imports mujoco.
-from polymimic.envs.rendering import configure_gl_backend
+from polymimic.envs.rendering import configure_gl_backend, import_mujoco
 
 configure_gl_backend()
+import_mujoco()
 
 import gymnasium  # noqa: E402
 

@@ -163,12 +163,13 @@ class ArmTaskEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(f"action shape {action.shape} != {self.action_space.shape}")
         self._apply_action(np.clip(action, self.action_space.low, self.action_space.high))
-        # Kinematics are refreshed at the start of the control step, so the IK sees the
-        # configuration the physics ended in rather than one substep earlier.
-        mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mj_comPos(self.model, self.data)
         self.data.ctrl[:7] = self.controller.joint_targets(self.data, self.target_pos, TOOL_DOWN)
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
+        # mj_step leaves kinematics one substep stale; refresh them so the observation and
+        # the next IK see the configuration the physics ended in, exactly as reset_to's
+        # mj_forward does (replayed observations then match recorded ones).
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
         reward, success, extras = self._update_task()
         return self._get_obs(), reward, success, False, self._info(success, extras)
 
