@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from polymimic.datasets.generate import generate_dataset
-from polymimic.datasets.hdf5 import dataset_info, validate_dataset
 from polymimic.datasets.registry import DATASETS, dataset_spec
+from polymimic.datasets.validate import dataset_info, validate_dataset
 
 
 def build_parser() -> argparse.ArgumentParser:

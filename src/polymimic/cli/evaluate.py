@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from polymimic.datasets.hdf5 import dataset_info
+from polymimic.datasets.validate import dataset_info
 from polymimic.eval.rollout import FINAL_EVAL_SEED_START, evaluate, write_eval_info
 from polymimic.policies.checkpoint import load_checkpoint, read_checkpoint_config
 

@@ -1,4 +1,4 @@
-"""Demonstration datasets in robomimic's HDF5 layout: atomic writing, validated reading.
+"""Demonstration datasets in robomimic's HDF5 layout: atomic writing, checked reading.
 
 Layout (robomimic's, which its ``SequenceDataset`` and ``get_dataset_info`` read)::
 
@@ -10,21 +10,17 @@ Layout (robomimic's, which its ``SequenceDataset`` and ``get_dataset_info`` read
 
 Every user-caused problem (missing, truncated or foreign file, other format version,
 inconsistent demo) raises one ``DatasetError`` whose message names the problem and the fix,
-instead of a traceback from inside h5py.
+instead of a traceback from inside h5py. Whole-file validation and the dataset summary are
+in ``polymimic.datasets.validate``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
-import platform
 import re
-import secrets
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +28,7 @@ import h5py
 import numpy as np
 
 from polymimic.datasets.episode import Episode
+from polymimic.io import atomic_write, fsync, library_versions
 
 FORMAT_VERSION = 1
 #: Keys ``env_args`` must carry (robomimic reads the first three; the version pins the env).
@@ -40,8 +37,6 @@ REQUIRED_ENV_ARGS = ("env_name", "type", "env_kwargs", "env_version")
 #: polymimic's Episode also needs the separate termination/truncation flags.
 DEMO_ARRAYS = ("actions", "rewards", "dones", "terminations", "truncations", "states")
 DEMO_GROUPS = ("obs", "next_obs")
-#: Ground-truth demo labels that ``dataset_info`` counts when the demos carry them.
-LABEL_KEYS = ("operator", "strategy", "style", "quality", "behaviour")
 
 _DEMO_NAME = re.compile(r"demo_(\d+)")
 _COMPRESS_MIN_BYTES = 1 << 16  # below this gzip costs more time than it saves space
@@ -59,29 +54,6 @@ class DatasetError(ValueError):
 
 def _error(path: Any, problem: str, fix: str = _REGENERATE) -> DatasetError:
     return DatasetError(f"{path}: {problem}. {fix}")
-
-
-@dataclasses.dataclass
-class DatasetSummary:
-    """What a validated dataset holds; plain data so a CLI can print it as JSON."""
-
-    path: str  # the file that was validated
-    format_version: int  # its polymimic_format_version
-    num_demos: int
-    total_samples: int  # sum of num_samples over demos (== data.attrs["total"])
-    mean_length: float
-    min_length: int
-    max_length: int
-    obs_shapes: dict[str, list[int]]  # observation key -> per-step shape
-    action_dim: int
-    mask_counts: dict[str, int]  # mask key -> number of demos it names
-    label_counts: dict[str, dict[str, int]]  # operator/strategy/... -> value -> demos
-    env_args: dict[str, Any]  # decoded env_args JSON
-    metadata: dict[str, Any]  # decoded polymimic_metadata JSON (library versions, ...)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the summary as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
 
 
 # --------------------------------------------------------------------------- writing
@@ -123,12 +95,10 @@ def write_dataset(
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
     env_json = _env_args_json(env_args)
     metadata_json = _metadata_json(metadata or {})
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory as the destination so that os.replace is an atomic rename.
-    tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with h5py.File(tmp, "x") as f:
+
+    def write(tmp: Path) -> None:
+        # "w": atomic_write has already created the (empty, uniquely named) temp file.
+        with h5py.File(tmp, "w") as f:
             data = f.create_group("data")
             records = _write_demos(data, episodes)
             data.attrs["total"] = sum(length for _, length, _ in records)
@@ -137,13 +107,8 @@ def write_dataset(
             data.attrs["polymimic_metadata"] = metadata_json
             for key, names in _split_masks(records, valid_fraction, split_seed).items():
                 _put_mask(f, key, names)
-        _fsync(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync(final.parent)  # makes the rename itself durable
-    return final
+
+    return atomic_write(path, write)
 
 
 def write_masks(path: PathLike, masks: Mapping[str, Iterable[str]]) -> None:
@@ -168,7 +133,7 @@ def write_masks(path: PathLike, masks: Mapping[str, Iterable[str]]) -> None:
             prepared[key] = sorted(names, key=_demo_index)
         for key, names in prepared.items():
             _put_mask(f, key, names)
-    _fsync(Path(path))
+    fsync(path)
 
 
 def _write_demos(data: h5py.Group, episodes: Iterable[Episode]) -> list[tuple[str, int, dict]]:
@@ -260,22 +225,6 @@ def _metadata_json(metadata: Mapping[str, Any]) -> str:
         raise ValueError(f"metadata must be JSON-serialisable: {exc}") from None
 
 
-def library_versions() -> dict[str, str]:
-    """Versions that decide whether a dataset replays identically (simulation is not
-    bit-reproducible across MuJoCo versions), recorded with every dataset."""
-    versions = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "h5py": h5py.__version__,
-    }
-    for package in ("mujoco", "polymimic"):
-        try:
-            versions[package] = importlib_metadata.version(package)
-        except importlib_metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
 def _split_masks(
     records: list[tuple[str, int, dict]], valid_fraction: float, seed: int
 ) -> dict[str, list[str]]:
@@ -309,16 +258,6 @@ def _put_mask(f: h5py.File, key: str, names: list[str]) -> None:
     if key in group:
         del group[key]
     group.move(staging, key)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or a directory entry) to disk; some platforms cannot sync directories."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --------------------------------------------------------------------------- reading
@@ -505,100 +444,17 @@ def _corrupt(path: Any, problem: str, exc: Exception) -> DatasetError:
     )
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- re-exports
+
+# Whole-file validation and the summary live in polymimic.datasets.validate, which builds on
+# this module; they stay importable from here. Resolved on first access (PEP 562) because an
+# import at the top would be circular.
+_FROM_VALIDATE = ("LABEL_KEYS", "DatasetSummary", "dataset_info", "validate_dataset")
 
 
-def validate_dataset(path: PathLike) -> DatasetSummary:
-    """Check a dataset end to end (structure, lengths, totals, masks) and summarise it.
+def __getattr__(name: str) -> Any:
+    if name in _FROM_VALIDATE:
+        from polymimic.datasets import validate
 
-    Only shapes and attributes are read, not the arrays, so this is cheap on big files.
-
-    Raises:
-        DatasetError: the first problem found, with what to do about it.
-    """
-    with open_dataset(path) as f:
-        try:
-            return _summarise(f)
-        except OSError as exc:
-            raise _corrupt(f.filename, "data could not be read", exc) from None
-
-
-def dataset_info(path: PathLike) -> dict[str, Any]:
-    """robomimic ``get_dataset_info``-like facts about a dataset, as a JSON-ready dict."""
-    return validate_dataset(path).to_dict()
-
-
-def _summarise(f: h5py.File) -> DatasetSummary:
-    data = f["data"]
-    names = demo_names(f)
-    if not names:
-        raise _error(f.filename, "'data' holds no demos")
-    lengths = _check_demos(f, names)
-    total = data.attrs.get("total")
-    if total is None or int(total) != sum(lengths):
-        problem = f"data.attrs['total'] is {total} but the demos hold {sum(lengths)} samples"
-        raise _error(f.filename, f"{problem}; the file was modified or written incompletely")
-    masks = {key: get_mask(f, key) for key in mask_keys(f)}
-    for key, members in masks.items():
-        unknown = sorted(set(members) - set(names))
-        if unknown:
-            problem = f"mask '{key}' names demos that do not exist: {unknown[:5]}"
-            raise _error(f.filename, problem, f"Rewrite the mask with write_masks(). {_REGENERATE}")
-    first = data[names[0]]
-    return DatasetSummary(
-        path=str(f.filename),
-        format_version=int(data.attrs["polymimic_format_version"]),
-        num_demos=len(names),
-        total_samples=int(total),
-        mean_length=float(np.mean(lengths)),
-        min_length=int(min(lengths)),
-        max_length=int(max(lengths)),
-        obs_shapes={k: list(v.shape[1:]) for k, v in first["obs"].items()},
-        action_dim=int(first["actions"].shape[-1]),
-        mask_counts={key: len(members) for key, members in masks.items()},
-        label_counts=_label_counts(data, names),
-        env_args=_json_attr(f, "env_args"),
-        metadata=_json_attr(f, "polymimic_metadata"),
-    )
-
-
-def _check_demos(f: h5py.File, names: list[str]) -> list[int]:
-    """Validate every demo and that all share obs keys/shapes and action dim; return lengths."""
-    data = f["data"]
-    reference = None
-    lengths = []
-    for name in names:
-        demo = data[name]
-        _raise_for_demo(f, demo)
-        signature = (
-            {k: v.shape[1:] for k, v in demo["obs"].items()},
-            demo["actions"].shape[1:],
-        )
-        reference = reference or signature
-        if signature != reference:
-            problem = f"{name} has obs/action shapes {signature} but {names[0]} has {reference}"
-            raise _error(f.filename, f"{problem}; all demos must match")
-        lengths.append(int(demo.attrs["num_samples"]))
-    return lengths
-
-
-def _label_counts(data: h5py.Group, names: list[str]) -> dict[str, dict[str, int]]:
-    counts: dict[str, Counter] = {}
-    for name in names:
-        attrs = data[name].attrs
-        for label in LABEL_KEYS:
-            if label in attrs:
-                value = str(_decode_attr(attrs[label]))
-                counts.setdefault(label, Counter())[value] += 1
-    return {label: dict(sorted(c.items())) for label, c in counts.items()}
-
-
-def _json_attr(f: h5py.File, key: str) -> dict[str, Any]:
-    raw = f["data"].attrs.get(key)
-    try:
-        value = json.loads(_decode_attr(raw))
-    except (TypeError, ValueError):
-        value = None
-    if not isinstance(value, dict):
-        raise _error(f.filename, f"data.attrs['{key}'] is missing or not a JSON object")
-    return value
+        return getattr(validate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

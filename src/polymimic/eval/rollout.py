@@ -18,8 +18,8 @@ the CLI and the leaderboard all read (LeRobot's ``eval_info.json`` is the model)
                      "conditional_behaviour_entropy", "kl_to_reference",
                      "mean_return", "mean_length"},
       "video": path or null,
-      "versions": {"python", "numpy", "torch", "mujoco", "gymnasium", "polymimic",
-                   "platform", "machine"}
+      "versions": {"python", "numpy", "torch", "mujoco", "gymnasium", "h5py", "polymimic",
+                   "platform", "machine"}   (polymimic.io.library_versions)
     }
 
 Behaviour statistics count successful episodes only, as in D3IL.
@@ -29,14 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.metadata
-import json
 import os
-import platform
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -44,6 +39,7 @@ import numpy as np
 
 from polymimic.datasets.obs import flatten_obs
 from polymimic.eval import metrics
+from polymimic.io import atomic_write, atomic_write_json, library_versions
 
 # Seed ranges. Dataset generation seeds episodes from 0 upwards, so evaluating on those seeds
 # would replay the exact initial states the learner was trained on and overstate success.
@@ -292,20 +288,6 @@ def aggregate(
     }
 
 
-def library_versions() -> dict[str, str | None]:
-    """Versions that decide whether a seed reproduces a trajectory (same seed, same
-    trajectory holds only within one MuJoCo version and one CPU architecture)."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for package in ("numpy", "torch", "mujoco", "gymnasium", "polymimic"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    versions["platform"] = platform.platform()
-    versions["machine"] = platform.machine()
-    return versions
-
-
 def _policy_info(policy: Any) -> dict[str, Any]:
     from polymimic.policies.base import json_ready  # the policies' own JSON conversion
 
@@ -392,17 +374,10 @@ def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: floa
 
     if not frames:
         raise ValueError(f"no frames to write to {path}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The suffix must stay .mp4: imageio picks the format from it.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
-    try:
-        # yuv420p needs even sizes; imageio's default block of 16 would rescale (and blur)
-        # e.g. 84x84 renders, so only round odd sizes up.
-        imageio.mimsave(tmp, list(frames), fps=fps, macro_block_size=2)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # yuv420p needs even sizes; imageio's default block of 16 would rescale (and blur)
+    # e.g. 84x84 renders, so only round odd sizes up. The temp file keeps the .mp4 suffix,
+    # from which imageio picks the format.
+    atomic_write(path, lambda tmp: imageio.mimsave(tmp, list(frames), fps=fps, macro_block_size=2))
 
 
 def _json_default(value: Any) -> Any:
@@ -421,16 +396,4 @@ def write_eval_info(path: str | os.PathLike, info: Mapping[str, Any]) -> None:
     A reader (the leaderboard, a plotting script) never sees a half-written file, even if
     the evaluation is killed while writing.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(info, indent=2, default=_json_default, allow_nan=False)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, info, default=_json_default, allow_nan=False)

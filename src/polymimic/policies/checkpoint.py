@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+# Training code imports atomic_write/atomic_write_json from here too (they live in polymimic.io).
+from polymimic.io import atomic_write, atomic_write_json
 from polymimic.policies.base import Policy, config_to_dict, policy_class
 
 FORMAT_VERSION = 1
@@ -30,27 +29,6 @@ CONFIG_FILE = "config.json"
 
 class CheckpointError(ValueError):
     """A checkpoint directory cannot be loaded; the message says what is wrong."""
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place.
-
-    Readers see either the old file or the complete new one, never a half-written file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_json(path: Path, document: Any) -> None:
-    """Write ``document`` as indented JSON, atomically."""
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(document, indent=2) + "\n"))
 
 
 def save_checkpoint(

@@ -315,7 +315,10 @@ def _run_steps(
     last: dict[str, Any] = {"step": start_step}
     started = interval_start = time.perf_counter()
     interval_steps = 0
-    bar = tqdm(total=cfg.num_steps, initial=start_step, desc="train", disable=not cfg.progress_bar)
+    # disable=None hides the bar when stderr is not a terminal (CI logs, make output).
+    bar = tqdm(
+        total=cfg.num_steps, initial=start_step, desc="train", disable=None if cfg.progress_bar else True
+    )
     with open(run_dir / LOG_FILE, "a") as log:
         for step in range(start_step + 1, cfg.num_steps + 1):
             batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}

@@ -1,0 +1,113 @@
+"""Small file-system helpers every output of polymimic uses: atomic writes, library versions.
+
+Datasets, checkpoints, ``eval_info.json`` and videos are all written with :func:`atomic_write`,
+so a reader (the leaderboard, a training run resuming, a plotting script) sees either the
+old file or the complete new one, never a half-written file, even when the writer is killed.
+
+This module imports only the standard library: ``torch`` and ``mujoco`` versions are read
+from package metadata, without importing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: Packages whose versions ``library_versions`` records (None when not installed).
+VERSIONED_PACKAGES = ("numpy", "torch", "mujoco", "gymnasium", "h5py", "polymimic")
+
+
+def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[Path], None]) -> Path:
+    """Write a file atomically: ``write_fn(tmp)``, fsync, then ``os.replace`` over ``path``.
+
+    The temporary file lies in the same directory as ``path`` (so that ``os.replace`` is an
+    atomic rename) and already exists, empty, when ``write_fn`` gets it; it keeps the suffix
+    of ``path`` because some writers (imageio) pick the format from it. If ``write_fn`` or the
+    rename fails, the temporary file is removed and any previous file at ``path`` is intact.
+
+    Args:
+        path: the destination; missing parent directories are created.
+        write_fn: writes the complete content to the path it receives.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write_fn(tmp)
+        fsync(tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)  # already gone after a successful replace
+    fsync(final.parent)  # makes the rename itself durable
+    return final
+
+
+def atomic_write_json(
+    path: str | os.PathLike[str],
+    obj: Any,
+    default: Callable[[Any], Any] | None = None,
+    allow_nan: bool = True,
+) -> Path:
+    """Write ``obj`` as indented JSON (with a final newline), atomically.
+
+    The document is serialised before any file is touched, so an unserialisable value
+    raises (``TypeError``, or ``ValueError`` for NaN with ``allow_nan=False``) and leaves
+    any previous file intact.
+
+    Args:
+        path: the destination.
+        obj: the JSON document.
+        default: as for ``json.dumps``: turns values json cannot encode into ones it can.
+        allow_nan: as for ``json.dumps``; False makes NaN/inf an error instead of
+            non-standard JSON.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    text = json.dumps(obj, indent=2, default=default, allow_nan=allow_nan) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def fsync(path: str | os.PathLike[str]) -> None:
+    """Flush a file (or a directory entry) to disk; some platforms cannot sync directories."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions that decide whether a run or dataset reproduces, recorded with every output.
+
+    Simulation is not bit-reproducible across MuJoCo versions or CPU architectures, so the
+    same seed gives the same trajectory only when these match. Packages that are not
+    installed map to None; none of them is imported to find its version.
+
+    Returns:
+        ``python``, one key per entry of ``VERSIONED_PACKAGES``, ``platform`` and ``machine``.
+    """
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    versions["platform"] = platform.platform()
+    versions["machine"] = platform.machine()
+    return versions
