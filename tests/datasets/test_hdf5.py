@@ -356,34 +356,3 @@ def test_mask_naming_unknown_demo(dataset: Path) -> None:
 def test_unknown_demo(dataset: Path) -> None:
     with pytest.raises(DatasetError, match="no demo 'demo_5'.*3 demos"):
         read_episode(dataset, "demo_5")
-
-
-# ----------------------------------------------------------------------------- robomimic
-
-
-def test_robomimic_sequence_dataset_reads_the_file(dataset: Path) -> None:
-    """The real reader, when installed (``pip install --no-deps robomimic==0.3.0 six
-    termcolor psutil``; see DESIGN.md): it is not a runtime dependency."""
-    sequence = pytest.importorskip("robomimic.utils.dataset")
-    obs_utils = pytest.importorskip("robomimic.utils.obs_utils")
-    obs_utils.initialize_obs_modality_mapping_from_dict({"low_dim": ["tip_pos", "block_red"]})
-    for filter_key, demos in [(None, 3), ("train", 2), ("operator_alice", 2)]:
-        ds = sequence.SequenceDataset(
-            hdf5_path=str(dataset),
-            obs_keys=("tip_pos", "block_red"),
-            dataset_keys=("actions", "rewards", "dones"),
-            load_next_obs=True,
-            frame_stack=1,
-            seq_length=3,
-            pad_frame_stack=True,
-            pad_seq_length=True,
-            get_pad_mask=False,
-            goal_mode=None,
-            hdf5_cache_mode="all",
-            hdf5_use_swmr=True,
-            hdf5_normalize_obs=False,
-            filter_by_attribute=filter_key,
-        )
-        assert len(ds.demos) == demos
-        item = ds[0]
-        assert item["obs"]["block_red"].shape == (3, 4) and item["actions"].shape == (3, 2)

@@ -19,7 +19,7 @@ obs_utils = pytest.importorskip("robomimic.utils.obs_utils")
 OBS_KEYS = ("tip_pos", "tip_target", "red_block", "green_block")
 
 
-@pytest.mark.parametrize("filter_key", [None, "train"])
+@pytest.mark.parametrize("filter_key", [None, "train", "operator_op3"])
 def test_sequence_dataset_reads_generated_push_data(tiny_push_dataset: Path, filter_key) -> None:
     obs_utils.initialize_obs_modality_mapping_from_dict({"low_dim": list(OBS_KEYS)})
     ds = sequence.SequenceDataset(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -20,15 +19,6 @@ from polymimic.policies.train import TrainConfig, train
 
 # A fixed linear map from the 6-D observation to the 2-D action: a perfect fit exists.
 MAP = np.array([[1.0, -2.0, 0.5, 0.0, 3.0, -1.0], [0.0, 1.0, 1.0, -1.5, 0.5, 2.0]])
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Tiny MLPs only lose time to intra-op threading, badly so on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -166,7 +156,7 @@ def edit_config(directory: Path, **changes: object) -> None:
     [
         (
             {"policy_type": "bc_nope"},
-            r"unknown policy type 'bc_nope'; registered policy types: .*bc_mlp",
+            r"unknown policy type 'bc_nope'; known policy types: .*bc_mlp",
         ),
         ({"format_version": 2}, r"format_version 2; this polymimic reads version 1"),
         ({"hidden_dims": [64, 32]}, r"tensors do not match a 'bc_mlp' policy"),

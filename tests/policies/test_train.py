@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -15,15 +14,6 @@ from polymimic.datasets.windows import WindowDataset
 from polymimic.policies.bc import BCConfig, BCPolicy
 from polymimic.policies.checkpoint import load_checkpoint
 from polymimic.policies.train import EpochBatchSampler, TrainConfig, train
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Tiny MLPs only lose time to intra-op threading, badly so on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

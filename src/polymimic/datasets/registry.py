@@ -12,6 +12,7 @@ from typing import Any
 
 from polymimic.operators.base import Operator
 from polymimic.operators.push import PUSH_SKILLS, PUSH_STRATEGIES, PUSH_STYLES
+from polymimic.registry import lookup
 
 # Dataset episode seeds are 0..N-1; evaluation seeds start at 10_000 (eval.rollout), so a
 # learner is never evaluated on an initial state it was trained on.
@@ -74,8 +75,4 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (PUSH_MULTI_OPER
 
 def dataset_spec(name: str) -> DatasetSpec:
     """Look a named dataset up, with an error listing the known names."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        known = ", ".join(sorted(DATASETS))
-        raise KeyError(f"unknown dataset {name!r}; known datasets: {known}") from None
+    return lookup(DATASETS, name, "dataset")

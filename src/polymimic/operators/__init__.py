@@ -8,6 +8,7 @@ import numpy as np
 
 from polymimic.operators.base import EpisodeScript, Operator, Skill, Strategy, record_episode
 from polymimic.operators.push import make_push_script
+from polymimic.registry import lookup
 
 ScriptFactory = Callable[[Operator, str, np.random.Generator], EpisodeScript]
 
@@ -16,11 +17,7 @@ SCRIPT_FACTORIES: dict[str, ScriptFactory] = {"polymimic/Push-v0": make_push_scr
 
 def script_factory(env_id: str) -> ScriptFactory:
     """The scripted-operator factory of a task, with a clear error for unknown ids."""
-    try:
-        return SCRIPT_FACTORIES[env_id]
-    except KeyError:
-        known = ", ".join(sorted(SCRIPT_FACTORIES))
-        raise KeyError(f"no scripted operators for task {env_id!r}; tasks with operators: {known}") from None
+    return lookup(SCRIPT_FACTORIES, env_id, "task with scripted operators")
 
 
 __all__ = ["Operator", "Skill", "Strategy", "record_episode", "script_factory", "SCRIPT_FACTORIES"]

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from polymimic.registry import lookup
+
 
 @dataclasses.dataclass
 class PolicyConfig:
@@ -95,11 +97,7 @@ def register_policy(cls: type[Policy]) -> type[Policy]:
 
 def policy_class(name: str) -> type[Policy]:
     """Look a learner up by name, with an error listing the known ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise KeyError(f"unknown policy type {name!r}; registered policy types: {known}") from None
+    return lookup(_REGISTRY, name, "policy type")
 
 
 def registered_policies() -> list[str]:
