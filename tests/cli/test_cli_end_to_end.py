@@ -63,5 +63,9 @@ def test_user_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "known datasets" in unknown.stderr
     bad_command = polymimic("fly", check=False)
     assert bad_command.returncode == 2 and "unknown command" in bad_command.stderr
+    no_data = polymimic("train", f"dataset={tmp_path / 'nope.hdf5'}",
+                        f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert no_data.returncode == 1 and "does not exist" in no_data.stderr
+    assert "Traceback" not in no_data.stderr
     no_checkpoint = polymimic("eval", "--checkpoint", str(tmp_path / "none"), check=False)
     assert no_checkpoint.returncode == 1 and "Traceback" not in no_checkpoint.stderr

@@ -82,7 +82,14 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 def hydra_main(cfg: DictConfig) -> dict[str, Any]:
     """Hydra entry point; the run directory is Hydra's output dir (no chdir)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    metrics = run_training(cfg, run_dir)
+    try:
+        metrics = run_training(cfg, run_dir)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        # User-caused errors (bad dataset path, unknown policy, existing run) get one
+        # line; SystemExit passes through Hydra's error reporting untouched.
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"polymimic train: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
     print(
         f"trained to step {metrics['step']} (loss {metrics.get('loss', float('nan')):.4g}); run dir {run_dir}"
     )
