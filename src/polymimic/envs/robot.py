@@ -149,6 +149,11 @@ class CartesianController:
         self._jacr = np.zeros((3, model.nv))
         self._jac = np.zeros((6, 7))
         self._err = np.zeros(6)
+        self._damping_eye = self.damping_sq * np.eye(6)
+        # Basic slices instead of fancy indexing where the arm's addresses are contiguous
+        # (they are when the arm is the first body tree): the IK runs every control step.
+        self._dof = _as_slice(arm.dof)
+        self._qpos = _as_slice(arm.qpos)
 
     def joint_targets(
         self, data: mujoco.MjData, target_pos: np.ndarray, target_rot: np.ndarray
@@ -163,8 +168,8 @@ class CartesianController:
         arm = self.arm
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, arm.site_id)
         jac = self._jac
-        jac[:3] = self._jacp[:, arm.dof]
-        jac[3:] = self._jacr[:, arm.dof]
+        jac[:3] = self._jacp[:, self._dof]
+        jac[3:] = self._jacr[:, self._dof]
         err = self._err
         err[:3] = target_pos - data.site_xpos[arm.site_id]
         current = data.site_xmat[arm.site_id].reshape(3, 3)
@@ -175,12 +180,20 @@ class CartesianController:
         err[4] = 0.5 * (skew[0, 2] - skew[2, 0])
         err[5] = 0.5 * (skew[1, 0] - skew[0, 1])
         jjt = jac @ jac.T
-        dq = jac.T @ np.linalg.solve(jjt + self.damping_sq * np.eye(6), err)
-        q = data.qpos[arm.qpos]
+        dq = jac.T @ np.linalg.solve(jjt + self._damping_eye, err)
+        q = data.qpos[self._qpos]
         pull = self.nullspace_gain * (self.rest_qpos - q)
         # Exact null-space projection of the pull: pull - J^+ J pull with J^+ = J^T (J J^T)^-1.
         dq += pull - jac.T @ np.linalg.solve(jjt, jac @ pull)
         return np.clip(q + dq, arm.lower, arm.upper)
+
+
+def _as_slice(indices: np.ndarray) -> slice | np.ndarray:
+    """``indices`` as a slice when they are consecutive, else unchanged."""
+    start = int(indices[0])
+    if np.array_equal(indices, np.arange(start, start + len(indices))):
+        return slice(start, start + len(indices))
+    return indices
 
 
 def solve_home_qpos(
