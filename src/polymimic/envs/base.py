@@ -25,7 +25,6 @@ from polymimic.envs.robot import (
 
 # The site frame points straight down: x along world x, z along world -z.
 TOOL_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
-OTHER_BEHAVIOUR = "other"
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 
 

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import OTHER_BEHAVIOUR, ArmTaskEnv
+from polymimic.envs.base import ArmTaskEnv
+from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
 BLOCKS = ("red", "green")
 ZONES = ("left", "right")
