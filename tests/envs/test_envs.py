@@ -187,3 +187,74 @@ def test_render_rgb_array_headless(env_id: str) -> None:
     assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 50
     env.close()
     assert _make(env_id).render() is None
+
+
+# ----------------------------------------------------------------------------- contexts
+@pytest.mark.parametrize("env_id", TASK_IDS)
+def test_context_option_selects_a_context_and_the_seed_perturbs_it(env_id: str) -> None:
+    env = _make(env_id)
+    assert env.num_contexts >= 1
+    contexts = range(env.num_contexts)
+    for context in contexts:
+        obs_a, info_a = env.reset(seed=1, options={"context": context})
+        state_a = env.get_state()
+        assert info_a["context"] == context == env.context
+        env.reset(seed=2, options={"context": context})
+        # Same context, another seed: a small perturbation, not the same initial state.
+        assert not np.array_equal(state_a, env.get_state())
+    drawn = {env.reset(seed=seed)[1]["context"] for seed in range(60)}
+    assert drawn <= set(contexts)
+    if env.num_contexts > 1:
+        assert len(drawn) > 1, "without the option the context must come from the seed"
+        first, _ = env.reset(seed=1, options={"context": 0})
+        last, _ = env.reset(seed=1, options={"context": env.num_contexts - 1})
+        assert any(not np.array_equal(first[k], last[k]) for k in first)
+
+
+@pytest.mark.parametrize("env_id", TASK_IDS)
+def test_unknown_context_is_a_clear_error(env_id: str) -> None:
+    env = _make(env_id)
+    for bad in (-1, env.num_contexts, "0", 1.5):
+        with pytest.raises(ValueError, match="context"):
+            env.reset(seed=0, options={"context": bad})
+
+
+@pytest.mark.parametrize("env_id", TASK_IDS)
+def test_behaviour_labels_are_declared_before_any_rollout(env_id: str) -> None:
+    cls = type(_make(env_id))
+    assert len(cls.behaviours) >= 2
+    assert len(set(cls.behaviours)) == len(cls.behaviours)
+    assert "other" not in cls.behaviours
+
+
+# ----------------------------------------------------------------------------- images
+@pytest.mark.parametrize("env_id", TASK_IDS)
+def test_rgb_observations_are_deterministic_and_show_the_scene(env_id: str) -> None:
+    kwargs = dict(obs_mode="state+rgb", cameras=("front", "wrist"), camera_height=48,
+                  camera_width=64)
+    env_a, env_b = _make(env_id, **kwargs), _make(env_id, **kwargs)
+    obs_a, _ = env_a.reset(seed=4)
+    obs_b, _ = env_b.reset(seed=4)
+    assert env_a.observation_space.contains(obs_a)
+    for camera in ("front", "wrist"):
+        image = obs_a[f"{camera}_image"]
+        assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+        assert image.std() > 5.0, f"{camera} image is (nearly) constant"
+    state_keys = set(_make(env_id).observation_space.spaces)
+    assert state_keys < set(obs_a)
+    actions = _random_actions(env_a, 50, seed=9)
+    _assert_rollouts_equal(_rollout(env_a, actions), _rollout(env_b, actions))
+    env_a.close()
+    env_b.close()
+
+
+@pytest.mark.parametrize("env_id", TASK_IDS)
+def test_rgb_only_mode_has_only_images(env_id: str) -> None:
+    env = _make(env_id, obs_mode="rgb", cameras=("front",))
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"front_image"}
+    assert obs["front_image"].shape == (96, 96, 3)
+    with pytest.raises(ValueError, match="unknown camera"):
+        _make(env_id, obs_mode="rgb", cameras=("nope",))
+    with pytest.raises(ValueError, match="obs_mode"):
+        _make(env_id, obs_mode="depth")

@@ -6,7 +6,8 @@ Layout (robomimic's, which its ``SequenceDataset`` and ``get_dataset_info`` read
                                      polymimic_metadata (JSON: library versions + caller's dict)
       demo_<i>/               attrs: num_samples + every entry of Episode.attrs
         obs/<key>, next_obs/<key>, actions, rewards, dones, terminations, truncations, states
-    mask/<filter_key>         arrays of byte strings naming demos: train, valid, operator_<id>, ...
+    mask/<filter_key>         arrays of byte strings naming demos: train, valid, failed,
+                              operator_<id>, ...
 
 Every user-caused problem (missing, truncated or foreign file, other format version,
 inconsistent demo) raises one ``DatasetError`` whose message names the problem and the fix,
@@ -74,6 +75,7 @@ def write_dataset(
     under the final name, and leaves any previous file there intact. Masks: ``train`` and
     ``valid`` split the successful demos (``attrs.get("success", True)``) with ``split_seed``,
     with at least one valid demo once there are two successes and ``valid_fraction > 0``;
+    ``failed`` holds the others (``attrs["success"]`` false; possibly empty);
     ``operator_<id>`` holds every demo of each ``attrs["operator"]``.
 
     Args:
@@ -228,7 +230,7 @@ def _metadata_json(metadata: Mapping[str, Any]) -> str:
 def _split_masks(
     records: list[tuple[str, int, dict]], valid_fraction: float, seed: int
 ) -> dict[str, list[str]]:
-    """train/valid over successful demos, plus one ``operator_<id>`` mask per operator."""
+    """train/valid over successful demos, ``failed``, and one ``operator_<id>`` per operator."""
     successful = [name for name, _, attrs in records if attrs.get("success", True)]
     n = len(successful)
     n_valid = int(round(valid_fraction * n))
@@ -239,6 +241,9 @@ def _split_masks(
     masks = {
         "train": [s for s in successful if s not in valid],
         "valid": [s for s in successful if s in valid],
+        # Failed demos stay in the file (they are data about the operators) but a learner
+        # filtering by train/valid never sees them; this mask names them explicitly.
+        "failed": [name for name, _, attrs in records if not attrs.get("success", True)],
     }
     for name, _, attrs in records:
         if "operator" in attrs:

@@ -8,6 +8,8 @@ gives, and the episode seeds. Changing any of it means a new ``-vN``.
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 from polymimic.operators.base import Operator
@@ -17,6 +19,11 @@ from polymimic.registry import lookup
 # Dataset episode seeds are 0..N-1; evaluation seeds start at 10_000 (eval.rollout), so a
 # learner is never evaluated on an initial state it was trained on.
 MAX_DATASET_SEEDS = 10_000
+#: Environment variable naming the data home; unset, datasets go to ``DEFAULT_DATA_HOME``.
+DATA_HOME_ENV = "POLYMIMIC_DATA_HOME"
+DEFAULT_DATA_HOME = Path("~/.polymimic/datasets")
+#: Where a named dataset's file lies below ``<data home>/<name>/`` (Minari's layout).
+DATASET_FILE = Path("data") / "demos.hdf5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +46,15 @@ class DatasetSpec:
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
 
-    def episode_seed(self, operator_index: int, demo_index: int, demos_per_operator: int) -> int:
-        """Seed of one demo: operator-major, so every demo is reproducible on its own."""
-        seed = operator_index * demos_per_operator + demo_index
+    def episode_seed(self, operator_index: int, demo_index: int) -> int:
+        """Seed of one demo, independent of how many demos per operator are generated.
+
+        Demo-major (``demo_index * len(operators) + operator_index``) rather than
+        operator-major: a generation with fewer demos per operator then holds exactly the
+        first demos of each operator of the full dataset, so it can be checked against the
+        full dataset's manifest, and every demo is reproducible on its own.
+        """
+        seed = demo_index * len(self.operators) + operator_index
         if seed >= MAX_DATASET_SEEDS:
             raise ValueError(f"dataset seeds must stay below {MAX_DATASET_SEEDS} (eval seeds)")
         return seed
@@ -76,3 +89,32 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (PUSH_MULTI_OPER
 def dataset_spec(name: str) -> DatasetSpec:
     """Look a named dataset up, with an error listing the known names."""
     return lookup(DATASETS, name, "dataset")
+
+
+def data_home() -> Path:
+    """The directory named datasets are generated into and read from.
+
+    ``$POLYMIMIC_DATA_HOME`` when set (and not empty), else ``~/.polymimic/datasets``.
+    """
+    configured = os.environ.get(DATA_HOME_ENV, "")
+    return Path(configured or DEFAULT_DATA_HOME).expanduser()
+
+
+def dataset_path(name: str, home: str | os.PathLike[str] | None = None) -> Path:
+    """The file a named dataset lives in: ``<home>/<name>/data/demos.hdf5``.
+
+    Each ``/``-separated part of the name becomes one directory (Minari's layout), so
+    ``polymimic/push/multi-operator-v0`` lies in ``<home>/polymimic/push/multi-operator-v0/``.
+    The name need not be registered; it must not be able to leave ``home``.
+
+    Raises:
+        ValueError: an empty name, an empty, ``.`` or ``..`` part, or a backslash.
+    """
+    parts = name.split("/")
+    if not name or "\\" in name or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(
+            f"dataset name {name!r} cannot be a path below the data home: use "
+            "'/'-separated, non-empty parts without '.', '..' or backslashes"
+        )
+    root = Path(home).expanduser() if home is not None else data_home()
+    return root.joinpath(*parts) / DATASET_FILE

@@ -1,7 +1,8 @@
 """polymimic's tasks, registered with Gymnasium on import.
 
 Each id names one benchmark task; a breaking change gets a new ``-vN`` that shares the
-base class rather than copying it.
+base class rather than copying it. A task class carries its own id and time limit, so
+registering it is one entry in ``TASK_CLASSES``.
 """
 
 # The GL backend must be chosen before anything imports mujoco.
@@ -12,14 +13,21 @@ import_mujoco()
 
 import gymnasium  # noqa: E402
 
+from polymimic.envs.base import ArmTaskEnv  # noqa: E402
 from polymimic.envs.push import PushEnv  # noqa: E402
 
-TASK_IDS = ("polymimic/Push-v0",)
-
-gymnasium.register(
-    id="polymimic/Push-v0",
-    entry_point="polymimic.envs.push:PushEnv",
-    max_episode_steps=PushEnv.max_episode_steps,
+# --- task classes: one import above and one entry here per task ---
+TASK_CLASSES: tuple[type[ArmTaskEnv], ...] = (
+    PushEnv,
 )
 
-__all__ = ["TASK_IDS", "PushEnv"]
+for _cls in TASK_CLASSES:
+    gymnasium.register(
+        id=_cls.task_id,
+        entry_point=f"{_cls.__module__}:{_cls.__name__}",
+        max_episode_steps=_cls.max_episode_steps,
+    )
+
+TASK_IDS: tuple[str, ...] = tuple(cls.task_id for cls in TASK_CLASSES)
+
+__all__ = ["TASK_CLASSES", "TASK_IDS", "ArmTaskEnv", "PushEnv"]

@@ -7,6 +7,7 @@ the timing, controller and replay guarantees are the same in every task.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -26,6 +27,7 @@ from polymimic.envs.robot import (
 # The site frame points straight down: x along world x, z along world -z.
 TOOL_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+OBS_MODES = ("state", "rgb", "state+rgb")
 
 
 class ArmTaskEnv(gym.Env):
@@ -35,11 +37,14 @@ class ArmTaskEnv(gym.Env):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    task_id: ClassVar[str] = ""  # the gym id the task is registered under
     behaviours: ClassVar[tuple[str, ...]] = ()  # the task's modes, without "other"
+    num_contexts: ClassVar[int] = 1  # initial-state contexts, selectable at reset
     physics_timestep: ClassVar[float] = 0.002  # s
     substeps: ClassVar[int] = 25  # physics steps per control step (20 Hz control)
     max_episode_steps: ClassVar[int] = 400  # registered with the TimeLimit wrapper
     task_state_size: ClassVar[int] = 0  # floats of task progress appended to get_state()
+    physics_options: ClassVar[str] = ""  # extra <option> attributes, e.g. 'impratio="10"'
 
     def __init__(
         self,
@@ -47,15 +52,32 @@ class ArmTaskEnv(gym.Env):
         render_height: int = 240,
         render_width: int = 320,
         render_camera: str = "front",
+        obs_mode: str = "state",
+        cameras: Sequence[str] = ("front",),
+        camera_height: int = 96,
+        camera_width: int = 96,
     ) -> None:
+        """Args:
+        render_mode: ``"rgb_array"`` for ``render()`` frames (videos), else None.
+        render_height, render_width, render_camera: size and camera of ``render()``.
+        obs_mode: ``"state"`` (the task's low-dimensional keys), ``"rgb"`` (one
+            ``<camera>_image`` uint8 (H, W, 3) key per camera) or ``"state+rgb"`` (both).
+        cameras: cameras for image observations: ``"front"``, ``"top"``, ``"wrist"``.
+        camera_height, camera_width: image observation size in pixels.
+        """
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(
                 f"render_mode={render_mode!r} is not supported; use one of "
                 f"{self.metadata['render_modes']} or None"
             )
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode={obs_mode!r} is not supported; use one of {OBS_MODES}")
         self.render_mode = render_mode
         self.render_height, self.render_width = render_height, render_width
         self.render_camera = render_camera
+        self.obs_mode = obs_mode
+        self.cameras = tuple(cameras) if "rgb" in obs_mode else ()
+        self.camera_height, self.camera_width = camera_height, camera_width
         self.model = mujoco.MjModel.from_xml_string(self._model_xml())
         self.model.opt.timestep = self.physics_timestep
         self.data = mujoco.MjData(self.model)
@@ -65,8 +87,9 @@ class ArmTaskEnv(gym.Env):
         self.target_pos = np.zeros(3)  # the controller's Cartesian target (part of the state)
         self.context = 0
         self._renderer = None
+        self._camera_renderer = None  # image observations; its size differs from render()'s
         self._state_size = mujoco.mj_stateSize(self.model, _STATE_SPEC)
-        self.observation_space = self._observation_space()
+        self.observation_space = self._compose_observation_space()
         self.action_space = self._action_space()
 
     # ----------------------------------------------------------------- hooks for tasks
@@ -77,14 +100,28 @@ class ArmTaskEnv(gym.Env):
     def _home_tip_pos(self) -> np.ndarray:
         raise NotImplementedError
 
+    def _task_actuators_xml(self) -> str:
+        """Actuators beyond the arm's seven (e.g. a gripper), controls ``ctrl[7:]``."""
+        return ""
+
+    def _target_rotation(self) -> np.ndarray:
+        """The controller's desired tool orientation (3x3 world matrix) this step.
+
+        Tool pointing straight down by default; a task that controls yaw overrides this
+        and keeps the yaw it derives from in its task state, so replay stays exact.
+        """
+        return TOOL_DOWN
+
     def _observation_space(self) -> gym.spaces.Dict:
+        """The task's state observation keys (float32 Boxes)."""
         raise NotImplementedError
 
     def _action_space(self) -> gym.spaces.Box:
         raise NotImplementedError
 
     def _reset_task(self, options: dict[str, Any]) -> None:
-        """Place objects (from ``self.np_random``) and clear task progress."""
+        """Place objects for context ``self.context`` (perturbed from ``self.np_random``)
+        and clear task progress."""
         raise NotImplementedError
 
     def _apply_action(self, action: np.ndarray) -> None:
@@ -96,6 +133,7 @@ class ArmTaskEnv(gym.Env):
         raise NotImplementedError
 
     def _get_obs(self) -> dict[str, np.ndarray]:
+        """The task's state observation (the keys of ``_observation_space``)."""
         raise NotImplementedError
 
     def _task_state(self) -> np.ndarray:
@@ -114,8 +152,8 @@ class ArmTaskEnv(gym.Env):
         return f"""
 <mujoco model="{type(self).__name__}">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{self.physics_timestep}" integrator="implicitfast"/>
-  <visual><global offwidth="640" offheight="480"/><quality shadowsize="0"/></visual>
+  <option timestep="{self.physics_timestep}" integrator="implicitfast" {self.physics_options}/>
+  <visual><global offwidth="640" offheight="480"/><quality shadowsize="0" offsamples="0"/></visual>
   <default>{arm_defaults_xml()}</default>
   <asset>
     <texture name="grid" type="2d" builtin="checker" width="256" height="256"
@@ -124,14 +162,14 @@ class ArmTaskEnv(gym.Env):
   </asset>
   <worldbody>
     <light pos="0.4 0 1.5" dir="0 0 -1" diffuse="0.8 0.8 0.8"/>
-    <camera name="front" pos="1.35 0 0.75" xyaxes="0 1 0 -0.5 0 0.87"/>
+    <camera name="front" pos="1.1 0 0.62" xyaxes="0 1 0 -0.72 0 0.69"/>
     <camera name="top" pos="0.55 0 1.3" xyaxes="0 1 0 -1 0 0"/>
     <geom name="table" type="box" pos="0.55 0 -0.02" size="0.6 0.6 0.02" material="table"
           friction="0.5 0.005 0.0001"/>
     <body name="base" childclass="arm">{arm_xml(end_effector)}</body>
     {objects}
   </worldbody>
-  <actuator>{arm_actuators_xml()}</actuator>
+  <actuator>{arm_actuators_xml()}{self._task_actuators_xml()}</actuator>
 </mujoco>"""
 
     def _home_qpos(self) -> np.ndarray:
@@ -151,9 +189,24 @@ class ArmTaskEnv(gym.Env):
         self.data.qpos[self.arm.qpos] = self.home_qpos
         self.data.ctrl[:7] = self.home_qpos
         self.target_pos = self._home_tip_pos().copy()
-        self._reset_task(dict(options or {}))
+        options = dict(options or {})
+        self.context = self._choose_context(options.get("context"))
+        self._reset_task(options)
         mujoco.mj_forward(self.model, self.data)
-        return self._get_obs(), self._info(success=False, extras={})
+        return self._observe(), self._info(success=False, extras={})
+
+    def _choose_context(self, requested: Any) -> int:
+        """The requested context id, validated; drawn from the seed when None."""
+        if requested is None:
+            return int(self.np_random.integers(self.num_contexts))
+        if isinstance(requested, bool) or not isinstance(requested, int | np.integer):
+            raise ValueError(f"options['context'] must be an int, got {requested!r}")
+        if not 0 <= requested < self.num_contexts:
+            raise ValueError(
+                f"context {requested} does not exist: {type(self).__name__} has contexts "
+                f"0..{self.num_contexts - 1}"
+            )
+        return int(requested)
 
     def step(
         self, action: np.ndarray
@@ -162,7 +215,9 @@ class ArmTaskEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(f"action shape {action.shape} != {self.action_space.shape}")
         self._apply_action(np.clip(action, self.action_space.low, self.action_space.high))
-        self.data.ctrl[:7] = self.controller.joint_targets(self.data, self.target_pos, TOOL_DOWN)
+        self.data.ctrl[:7] = self.controller.joint_targets(
+            self.data, self.target_pos, self._target_rotation()
+        )
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         # mj_step leaves kinematics one substep stale; refresh them so the observation and
         # the next IK see the configuration the physics ended in, exactly as reset_to's
@@ -170,7 +225,7 @@ class ArmTaskEnv(gym.Env):
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_comPos(self.model, self.data)
         reward, success, extras = self._update_task()
-        return self._get_obs(), reward, success, False, self._info(success, extras)
+        return self._observe(), reward, success, False, self._info(success, extras)
 
     def _info(self, success: bool, extras: dict[str, Any]) -> dict[str, Any]:
         return {"success": bool(success), "behaviour": self.behaviour(), "context": self.context, **extras}
@@ -208,7 +263,36 @@ class ArmTaskEnv(gym.Env):
         # mj_forward overwrote the warm-start with this state's acceleration; restore it
         # so the next step starts the solver exactly where the recording did.
         mujoco.mj_setState(self.model, self.data, state[:n], _STATE_SPEC)
-        return self._get_obs()
+        return self._observe()
+
+    # ----------------------------------------------------------------- observations
+    def _compose_observation_space(self) -> gym.spaces.Dict:
+        spaces: dict[str, gym.spaces.Space] = {}
+        if "state" in self.obs_mode:
+            spaces.update(self._observation_space().spaces)
+        shape = (self.camera_height, self.camera_width, 3)
+        for camera in self.cameras:
+            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
+                raise ValueError(f"unknown camera {camera!r}; this task has {self.camera_names}")
+            spaces[f"{camera}_image"] = gym.spaces.Box(0, 255, shape, np.uint8)
+        return gym.spaces.Dict(spaces)
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        return tuple(self.model.camera(i).name for i in range(self.model.ncam))
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        """The observation for ``obs_mode``: state keys and/or one image per camera."""
+        obs = self._get_obs() if "state" in self.obs_mode else {}
+        if self.cameras:
+            if self._camera_renderer is None:
+                self._camera_renderer = make_renderer(
+                    self.model, self.camera_height, self.camera_width
+                )
+            for camera in self.cameras:
+                self._camera_renderer.update_scene(self.data, camera=camera)
+                obs[f"{camera}_image"] = self._camera_renderer.render()
+        return obs
 
     # ----------------------------------------------------------------- rendering
     def render(self) -> np.ndarray | None:
@@ -220,14 +304,17 @@ class ArmTaskEnv(gym.Env):
         return self._renderer.render()
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        for name in ("_renderer", "_camera_renderer"):
+            renderer = getattr(self, name, None)
+            if renderer is not None:
+                renderer.close()
+                setattr(self, name, None)
 
     # Renderers hold GL contexts, which cannot be pickled or shared across processes.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_renderer"] = None
+        state["_camera_renderer"] = None
         state["model"] = None
         state["data"] = None
         state["_sim_state"] = self.get_state()

@@ -17,7 +17,17 @@ BLOCK_MASS = 0.2  # kg
 ZONE_CENTRES = {"left": np.array([0.68, 0.17]), "right": np.array([0.68, -0.17])}
 ZONE_HALF = 0.06  # m: a block is in a zone when its centre is inside this square
 BLOCK_NOMINAL = {"red": np.array([0.45, -0.10]), "green": np.array([0.45, 0.10])}
-BLOCK_JITTER = 0.03  # m, uniform per axis around the nominal position
+# Context k = (x shift of both blocks, y shift of red, y shift of green) from the nominal
+# positions: the 2 x 2 x 2 corners of a +-2 cm box, in binary order of k.
+CONTEXT_SHIFT = 0.02  # m
+CONTEXTS = tuple(
+    (sx * CONTEXT_SHIFT, sr * CONTEXT_SHIFT, sg * CONTEXT_SHIFT)
+    for sx in (-1, 1)
+    for sr in (-1, 1)
+    for sg in (-1, 1)
+)
+BLOCK_JITTER = 0.01  # m, uniform per axis around the context's position
+YAW_JITTER = 0.15  # rad, uniform around 0
 TIP_HEIGHT = 0.02  # m, rod axis end above the table (capsule bottom 1 cm above it)
 ROD_RADIUS = 0.01
 ROD_LENGTH = 0.20
@@ -51,10 +61,16 @@ class PushEnv(ArmTaskEnv):
     **Scene.** A 7-DOF Panda (base at the world origin, on the table top ``z = 0``) holds a
     vertical rod (capsule, radius 1 cm, 20 cm) whose tip is kept 2 cm above the table.
     Two 5 cm cubes (0.2 kg, friction 0.5) start near (0.45, -0.10) [red] and (0.45, 0.10)
-    [green] with uniform +-3 cm jitter per axis and +-0.3 rad yaw. The zones are 12 cm
+    [green], moved by the context and perturbed by the seed (below). The zones are 12 cm
     squares centred at (0.68, +0.17) [``left``] and (0.68, -0.17) [``right``] (left/right
     as seen from the robot base). The rod is slippery (friction 0.05, higher geom priority)
     so an off-centre push slides rather than drags the block.
+
+    **Contexts** (``num_contexts = 8``, ``reset(options={"context": k})``; drawn from the
+    seed when not given): context ``k = 4 i + 2 j + l`` shifts both blocks by
+    ``(-1)^(i+1) 2 cm`` in x, red by ``(-1)^(j+1) 2 cm`` and green by ``(-1)^(l+1) 2 cm`` in y
+    (``CONTEXTS``). The seed then adds uniform +-1 cm per axis and +-0.15 rad yaw per block,
+    so all initial states lie within +-3 cm of the nominal positions.
 
     **Timing.** Physics timestep 2 ms (implicitfast), 25 substeps per control step, i.e.
     50 ms / 20 Hz control; ``max_episode_steps = 400`` (20 s). D3IL uses 1 ms x 35
@@ -88,8 +104,10 @@ class PushEnv(ArmTaskEnv):
     episode end.
     """
 
+    task_id: ClassVar[str] = "polymimic/Push-v0"
     behaviours: ClassVar[tuple[str, ...]] = tuple(f"{b}-{z}" for b in BLOCKS for z in ZONES)
     max_episode_steps: ClassVar[int] = 400
+    num_contexts: ClassVar[int] = len(CONTEXTS)
     task_state_size: ClassVar[int] = 3  # first block index (-1: none), its zone, success
 
     def __init__(self, **kwargs: Any) -> None:
@@ -130,9 +148,12 @@ class PushEnv(ArmTaskEnv):
         return gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
 
     def _reset_task(self, options: dict[str, Any]) -> None:
+        shift_x, shift_red, shift_green = CONTEXTS[self.context]
+        shifts = {"red": np.array([shift_x, shift_red]), "green": np.array([shift_x, shift_green])}
         for block in BLOCKS:
-            xy = BLOCK_NOMINAL[block] + self.np_random.uniform(-BLOCK_JITTER, BLOCK_JITTER, 2)
-            yaw = self.np_random.uniform(-0.3, 0.3)
+            jitter = self.np_random.uniform(-BLOCK_JITTER, BLOCK_JITTER, 2)
+            xy = BLOCK_NOMINAL[block] + shifts[block] + jitter
+            yaw = self.np_random.uniform(-YAW_JITTER, YAW_JITTER)
             adr = self._block_qpos[block]
             self.data.qpos[adr : adr + 3] = (xy[0], xy[1], BLOCK_HALF)
             self.data.qpos[adr + 3 : adr + 7] = (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))

@@ -60,12 +60,24 @@ def _link_body(index: int, child_xml: str) -> str:
     )
 
 
+# A wrist camera behind the flange, looking along the tool (flange +z) tilted 0.5 rad
+# forward so the tool tip and what lies ahead of it are in view.
+_TILT = 0.5
+WRIST_CAMERA_XML = (
+    f'<camera name="wrist" pos="-0.09 0 0.0" fovy="75" '
+    f'xyaxes="0 -1 0 {-math.cos(_TILT):.6g} 0 {math.sin(_TILT):.6g}"/>'
+)
+
+
 def arm_xml(end_effector_xml: str) -> str:
     """MJCF ``<default>``-free body tree of the arm with ``end_effector_xml`` on the flange.
 
     The end effector XML is placed in a body whose origin is the flange, z pointing out.
     """
-    child = f'<body name="flange" pos="0 0 {FLANGE_OFFSET}" gravcomp="1">{end_effector_xml}</body>'
+    child = (
+        f'<body name="flange" pos="0 0 {FLANGE_OFFSET}" gravcomp="1">{WRIST_CAMERA_XML}'
+        f"{end_effector_xml}</body>"
+    )
     for index in reversed(range(len(PANDA_DH))):
         child = _link_body(index, child)
     base = (
