@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
-import json
 import multiprocessing
 import time
 from pathlib import Path
