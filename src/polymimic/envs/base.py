@@ -7,6 +7,7 @@ the timing, controller and replay guarantees are the same in every task.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -91,6 +92,10 @@ class ArmTaskEnv(gym.Env):
         self._state_size = mujoco.mj_stateSize(self.model, _STATE_SPEC)
         self.observation_space = self._compose_observation_space()
         self.action_space = self._action_space()
+        # float64 copies: step() clips with them every control step.
+        self._action_low = self.action_space.low.astype(np.float64)
+        self._action_high = self.action_space.high.astype(np.float64)
+        self._action_shape = self.action_space.shape
 
     # ----------------------------------------------------------------- hooks for tasks
     def _task_xml(self) -> tuple[str, str]:
@@ -211,10 +216,11 @@ class ArmTaskEnv(gym.Env):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != self.action_space.shape:
-            raise ValueError(f"action shape {action.shape} != {self.action_space.shape}")
-        self._apply_action(np.clip(action, self.action_space.low, self.action_space.high))
+        action = np.array(action, dtype=np.float64)  # a copy: clipped in place below
+        if action.shape != self._action_shape:
+            raise ValueError(f"action shape {action.shape} != {self._action_shape}")
+        np.minimum(np.maximum(action, self._action_low, out=action), self._action_high, out=action)
+        self._apply_action(action)
         self.data.ctrl[:7] = self.controller.joint_targets(
             self.data, self.target_pos, self._target_rotation()
         )
@@ -328,3 +334,33 @@ class ArmTaskEnv(gym.Env):
         self.data = mujoco.MjData(self.model)
         self.controller = CartesianController(self.model, self.arm)
         self.reset_to(sim_state)
+
+
+# --------------------------------------------------------------------- per-step helpers
+# Shared by the tasks' _apply_action/_get_obs. They run every control step on a handful of
+# scalars, where Python floats and ``math`` are several times faster than numpy calls.
+
+
+def clip_target_xy(
+    target_pos: np.ndarray,
+    action: np.ndarray,
+    max_step: float,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> None:
+    """``target_pos[:2] += max_step * action[:2]``, clipped to ``[low, high]``, in place."""
+    x, y = target_pos[:2].tolist()
+    ax, ay = action[:2].tolist()
+    target_pos[0] = min(max(x + max_step * ax, low[0]), high[0])
+    target_pos[1] = min(max(y + max_step * ay, low[1]), high[1])
+
+
+def planar_pose_obs(qpos: np.ndarray, adr: int, symmetry: int = 4) -> np.ndarray:
+    """(x, y, sin kθ, cos kθ) float32 of a free body whose qpos starts at ``adr``.
+
+    θ is the yaw from the body's quaternion (w, x, y, z) assuming it stays upright; k is
+    the body's rotational symmetry (4 for a cube), so symmetric poses give one feature.
+    """
+    x, y, _, w, _, _, z = qpos[adr : adr + 7].tolist()
+    angle = symmetry * 2.0 * math.atan2(z, w)
+    return np.array((x, y, math.sin(angle), math.cos(angle)), dtype=np.float32)

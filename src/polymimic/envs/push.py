@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import ArmTaskEnv
+from polymimic.envs.base import ArmTaskEnv, clip_target_xy, planar_pose_obs
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
 BLOCKS = ("red", "green")
@@ -16,6 +16,7 @@ BLOCK_HALF = 0.025  # m, half the cube's edge
 BLOCK_MASS = 0.2  # kg
 ZONE_CENTRES = {"left": np.array([0.68, 0.17]), "right": np.array([0.68, -0.17])}
 ZONE_HALF = 0.06  # m: a block is in a zone when its centre is inside this square
+_ZONE_XY = tuple(tuple(ZONE_CENTRES[zone].tolist()) for zone in ZONES)
 BLOCK_NOMINAL = {"red": np.array([0.45, -0.10]), "green": np.array([0.45, 0.10])}
 # Context k = (x shift of both blocks, y shift of red, y shift of green) from the nominal
 # positions: the 2 x 2 x 2 corners of a +-2 cm box, in binary order of k.
@@ -161,8 +162,7 @@ class PushEnv(ArmTaskEnv):
         self._success = False
 
     def _apply_action(self, action: np.ndarray) -> None:
-        xy = self.target_pos[:2] + MAX_STEP * action
-        self.target_pos[:2] = np.clip(xy, WORKSPACE_LOW, WORKSPACE_HIGH)
+        clip_target_xy(self.target_pos, action, MAX_STEP, WORKSPACE_LOW, WORKSPACE_HIGH)
 
     def block_xy(self, block: str) -> np.ndarray:
         adr = self._block_qpos[block]
@@ -171,9 +171,8 @@ class PushEnv(ArmTaskEnv):
     def zone_of(self, block: str) -> int:
         """Index into ZONES of the zone holding ``block``'s centre, or -1."""
         adr = self._block_qpos[block]
-        x, y = float(self.data.qpos[adr]), float(self.data.qpos[adr + 1])
-        for index, zone in enumerate(ZONES):
-            cx, cy = ZONE_CENTRES[zone]
+        x, y = self.data.qpos[adr : adr + 2].tolist()
+        for index, (cx, cy) in enumerate(_ZONE_XY):
             if abs(x - cx) <= ZONE_HALF and abs(y - cy) <= ZONE_HALF:
                 return index
         return -1
@@ -197,19 +196,13 @@ class PushEnv(ArmTaskEnv):
             return OTHER_BEHAVIOUR
         return f"{BLOCKS[block]}-{ZONES[zone]}"
 
-    def _block_obs(self, block: str) -> np.ndarray:
-        adr = self._block_qpos[block]
-        w, _, _, z = self.data.qpos[adr + 3 : adr + 7]
-        yaw = 2.0 * np.arctan2(z, w)
-        x, y = self.data.qpos[adr : adr + 2]
-        return np.array([x, y, np.sin(4 * yaw), np.cos(4 * yaw)], dtype=np.float32)
-
     def _get_obs(self) -> dict[str, np.ndarray]:
+        qpos = self.data.qpos
         return {
-            "tip_pos": self.data.site_xpos[self.arm.site_id][:2].astype(np.float32),
+            "tip_pos": self.data.site_xpos[self.arm.site_id, :2].astype(np.float32),
             "tip_target": self.target_pos[:2].astype(np.float32),
-            "red_block": self._block_obs("red"),
-            "green_block": self._block_obs("green"),
+            "red_block": planar_pose_obs(qpos, self._block_qpos["red"]),
+            "green_block": planar_pose_obs(qpos, self._block_qpos["green"]),
         }
 
     def _task_state(self) -> np.ndarray:

@@ -142,6 +142,10 @@ class CartesianController:
     plus a pull towards the neutral pose projected into the null space with the exact
     projector ``I - J^+ J`` (a damped projector leaks into the task and leaves ~7 mm of
     steady-state error). The joint target is the measured ``q + dq`` clipped to the limits.
+
+    This runs every control step, so it is written for Python overhead, not elegance:
+    preallocated buffers, basic slices, and MuJoCo's 6x6 Cholesky routines instead of
+    ``np.linalg.solve`` (whose per-call overhead is larger than the arithmetic).
     """
 
     def __init__(
@@ -161,9 +165,13 @@ class CartesianController:
         self._jacr = np.zeros((3, model.nv))
         self._jac = np.zeros((6, 7))
         self._err = np.zeros(6)
+        self._jjt = np.zeros((6, 6))
+        self._factor = np.zeros((6, 6))
+        self._task_dual = np.zeros(6)  # (J J^T + lambda^2 I)^-1 e
+        self._null_dual = np.zeros(6)  # (J J^T)^-1 J pull
         self._damping_eye = self.damping_sq * np.eye(6)
         # Basic slices instead of fancy indexing where the arm's addresses are contiguous
-        # (they are when the arm is the first body tree): the IK runs every control step.
+        # (they are when the arm is the first body tree).
         self._dof = _as_slice(arm.dof)
         self._qpos = _as_slice(arm.qpos)
 
@@ -177,27 +185,31 @@ class CartesianController:
             target_pos: (3,) world position for the end-effector site.
             target_rot: (3, 3) world rotation matrix for the site frame.
         """
-        arm = self.arm
-        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, arm.site_id)
-        jac = self._jac
+        site = self.arm.site_id
+        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, site)
+        jac, err = self._jac, self._err
         jac[:3] = self._jacp[:, self._dof]
         jac[3:] = self._jacr[:, self._dof]
-        err = self._err
-        err[:3] = target_pos - data.site_xpos[arm.site_id]
-        current = data.site_xmat[arm.site_id].reshape(3, 3)
+        np.subtract(target_pos, data.site_xpos[site], out=err[:3])
         # Small-angle orientation error 0.5 * sum_i (c_i x t_i) over the frames' axes,
-        # computed as 0.5 * vee(T C^T - C T^T) (one matmul instead of three crosses).
-        skew = target_rot @ current.T
-        err[3] = 0.5 * (skew[2, 1] - skew[1, 2])
-        err[4] = 0.5 * (skew[0, 2] - skew[2, 0])
-        err[5] = 0.5 * (skew[1, 0] - skew[0, 1])
-        jjt = jac @ jac.T
-        dq = jac.T @ np.linalg.solve(jjt + self._damping_eye, err)
+        # i.e. 0.5 * vee(T C^T - C T^T); entries (2,1), (0,2), (1,0) of the flat 3x3.
+        skew = target_rot @ data.site_xmat[site].reshape(3, 3).T
+        err[3:] = 0.5 * (skew - skew.T).ravel()[_VEE]
+        mujoco.mju_mulMatMatT(self._jjt, jac, jac)
+        np.add(self._jjt, self._damping_eye, out=self._factor)
+        mujoco.mju_cholFactor(self._factor, 0.0)
+        mujoco.mju_cholSolve(self._task_dual, self._factor, err)
         q = data.qpos[self._qpos]
         pull = self.nullspace_gain * (self.rest_qpos - q)
-        # Exact null-space projection of the pull: pull - J^+ J pull with J^+ = J^T (J J^T)^-1.
-        dq += pull - jac.T @ np.linalg.solve(jjt, jac @ pull)
-        return np.clip(q + dq, arm.lower, arm.upper)
+        # Exact null-space projection of the pull: pull - J^+ J pull, J^+ = J^T (J J^T)^-1.
+        self._factor[:] = self._jjt
+        mujoco.mju_cholFactor(self._factor, 1e-12)
+        mujoco.mju_cholSolve(self._null_dual, self._factor, jac @ pull)
+        targets = q + pull + jac.T @ (self._task_dual - self._null_dual)
+        return np.minimum(np.maximum(targets, self.arm.lower, out=targets), self.arm.upper, out=targets)
+
+
+_VEE = np.array([7, 2, 3])
 
 
 def _as_slice(indices: np.ndarray) -> slice | np.ndarray:
