@@ -221,4 +221,6 @@ def test_render_96x96_front_camera_speed() -> None:
     fps = frames / (time.perf_counter() - start)
     env.close()
     print(f"96x96 front camera: {fps:.0f} frames/s (MUJOCO_GL={os.environ.get('MUJOCO_GL')})")
-    assert fps >= 50.0
+    # The >= 200 frames/s target is measured quietly by benchmarks/render.py; this guards
+    # against order-of-magnitude regressions (MSAA, shadows) on a loaded CI machine.
+    assert fps >= 120.0
