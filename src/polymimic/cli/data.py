@@ -4,30 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 import time
 from pathlib import Path
 
+from polymimic.cli.data_tools import add_tool_commands
 from polymimic.datasets.generate import generate_dataset
-from polymimic.datasets.registry import DATASETS, dataset_spec
+from polymimic.datasets.manifest import check_manifest, load_manifest
+from polymimic.datasets.registry import DATA_HOME_ENV, DATASETS, dataset_path, dataset_spec
 from polymimic.datasets.validate import dataset_info, validate_dataset
+
+GENERATE_HELP = f"""Generate a named dataset into an HDF5 file.
+
+By default the file goes to the data home, <home>/<dataset name>/data/demos.hdf5, where
+<home> is ${DATA_HOME_ENV} or ~/.polymimic/datasets; --out writes elsewhere. Demos are
+recorded into <out>.partial/ first: rerunning a killed generation resumes it. An existing
+file of the same dataset and demo count is reused (--overwrite regenerates it). Afterwards
+every demo is checked against the dataset's committed content-hash manifest.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polymimic data", description=__doc__)
     commands = parser.add_subparsers(dest="action", required=True)
 
-    generate = commands.add_parser("generate", help="generate a named dataset into an HDF5 file")
-    generate.add_argument(
-        "--dataset", default="polymimic/push/multi-operator-v0",
-        help=f"named dataset (known: {', '.join(sorted(DATASETS))})",
+    generate = commands.add_parser(
+        "generate", help="generate a named dataset into an HDF5 file (resumable)",
+        description=GENERATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    generate.add_argument("--out", required=True, type=Path, help="output .hdf5 path")
-    generate.add_argument(
-        "--demos-per-operator", type=int, default=None,
-        help="fewer demos than the named dataset's default, for quick runs",
-    )
-    generate.add_argument("--workers", type=int, default=1, help="parallel processes")
-    generate.add_argument("--valid-fraction", type=float, default=0.1)
+    _add_generate_arguments(generate)
     generate.set_defaults(run=_generate)
 
     info = commands.add_parser("info", help="counts, keys, labels and env args of a file (JSON)")
@@ -37,23 +43,67 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check schema and format version")
     validate.add_argument("path", type=Path)
     validate.set_defaults(run=_validate)
+    add_tool_commands(commands)
     return parser
+
+
+def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
+    generate.add_argument(
+        "--dataset", default="polymimic/push/multi-operator-v0",
+        help=f"named dataset (known: {', '.join(sorted(DATASETS))})",
+    )
+    generate.add_argument(
+        "--out", type=Path, default=None,
+        help="output .hdf5 path (default: the dataset's place in the data home)",
+    )
+    generate.add_argument(
+        "--demos-per-operator", type=int, default=None,
+        help="fewer demos than the named dataset's default (the first of each operator)",
+    )
+    generate.add_argument("--workers", type=int, default=1, help="parallel processes")
+    generate.add_argument("--valid-fraction", type=float, default=0.1)
+    generate.add_argument(
+        "--overwrite", action="store_true",
+        help="regenerate even if the output exists (it is replaced only once complete)",
+    )
+    generate.add_argument(
+        "--strict", action="store_true",
+        help="exit non-zero unless every demo matches the dataset's manifest",
+    )
+    generate.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _generate(args: argparse.Namespace) -> int:
     spec = dataset_spec(args.dataset)
+    # The generator reports resumption and re-recorded demos through logging.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = args.out if args.out is not None else dataset_path(spec.name)
     start = time.perf_counter()
     path = generate_dataset(
-        spec, args.out, args.demos_per_operator, workers=args.workers,
+        spec, out, args.demos_per_operator, workers=args.workers,
         valid_fraction=args.valid_fraction,
+        if_exists="overwrite" if args.overwrite else "reuse",
+        progress=not args.no_progress,
     )
     summary = validate_dataset(path)
     behaviours = summary.label_counts.get("behaviour", {})
     print(
-        f"wrote {path}: {summary.num_demos} demos, {summary.total_samples} steps, "
-        f"behaviours {behaviours} in {time.perf_counter() - start:.1f} s"
+        f"{path}: {summary.num_demos} demos, {summary.total_samples} steps, "
+        f"behaviours {behaviours}, {summary.mask_counts.get('failed', 0)} failed "
+        f"({time.perf_counter() - start:.1f} s)"
     )
-    return 0
+    return _report_manifest(path, spec.name, args.strict)
+
+
+def _report_manifest(path: Path, dataset: str, strict: bool) -> int:
+    """Check the file against its manifest; the exit code (non-zero only with ``strict``)."""
+    manifest = load_manifest(dataset)
+    if manifest is None:
+        print(f"no manifest for {dataset}: its content cannot be checked against reference data")
+        return 1 if strict else 0
+    check = check_manifest(path, manifest)
+    print(check.describe(), file=sys.stdout if check.matches else sys.stderr)
+    return 1 if strict and not check.matches else 0
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
+import glob
 import json
 import logging
 import multiprocessing
@@ -217,13 +218,8 @@ def _remove_stale_temporaries(work_dir: Path, out: Path) -> None:
     """Delete temp files of writes a kill interrupted (atomic_write's naming, never others)."""
     for tmp in work_dir.glob(".demo_*.tmp.hdf5"):
         tmp.unlink(missing_ok=True)
-    for tmp in out.parent.glob(f".{glob_escape(out.name)}.*.tmp{glob_escape(out.suffix)}"):
+    for tmp in out.parent.glob(f".{glob.escape(out.name)}.*.tmp{glob.escape(out.suffix)}"):
         tmp.unlink(missing_ok=True)
-
-
-def glob_escape(text: str) -> str:
-    """Escape glob metacharacters in a literal file-name part."""
-    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 def _load_demo(path: Path, job: DemoJob) -> Episode:
@@ -320,6 +316,8 @@ def generate_dataset(
     count = spec.demos_per_operator if demos_per_operator is None else demos_per_operator
     if count < 1:
         raise ValueError(f"demos_per_operator must be >= 1, got {count}")
+    if if_exists not in ("overwrite", "reuse"):
+        raise ValueError(f"if_exists must be 'overwrite' or 'reuse', got {if_exists!r}")
     out, work_dir = Path(path), work_dir_for(path)
     jobs = demo_jobs(spec, count)
     if if_exists == "reuse" and _reusable_output(out, spec, count):
