@@ -43,7 +43,13 @@ $(ROBOMIMIC_STAMP): $(STAMP)
 	$(PY) -m pip install -q six termcolor psutil
 	touch $(ROBOMIMIC_STAMP)
 
-test: install $(ROBOMIMIC_STAMP)
+# The Minari export is an optional extra for users; the tests exercise it.
+MINARI_STAMP := $(VENV)/.minari-installed
+$(MINARI_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,minari]"
+	touch $(MINARI_STAMP)
+
+test: install $(ROBOMIMIC_STAMP) $(MINARI_STAMP)
 	$(PY) -m pytest -q tests
 
 lint: install

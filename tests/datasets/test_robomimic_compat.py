@@ -7,6 +7,8 @@ neither torchvision nor matplotlib).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -53,3 +55,27 @@ def test_sequence_dataset_reads_generated_push_data(tiny_push_dataset: Path, fil
     assert item["actions"].shape == (10, 2)
     np.testing.assert_allclose(item["actions"], first_actions)
     np.testing.assert_allclose(item["obs"]["tip_pos"], first_tip)
+
+
+def test_robomimic_get_dataset_info_script_reads_generated_file(tiny_push_dataset: Path) -> None:
+    """robomimic's own get_dataset_info script (run as robomimic runs it) agrees with the file."""
+    command = [sys.executable, "-m", "robomimic.scripts.get_dataset_info"]
+    with h5py.File(tiny_push_dataset, "r") as f:
+        total = int(f["data"].attrs["total"])
+        masks = {key: len(f["mask"][key]) for key in f["mask"]}
+        num_demos = len(f["data"])
+    out = subprocess.run(
+        [*command, "--dataset", str(tiny_push_dataset)],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout
+    assert f"total transitions: {total}\n" in out
+    assert f"total trajectories: {num_demos}\n" in out
+    for key, count in masks.items():
+        assert f"filter key {key} with {count} demos\n" in out
+    assert '"env_name": "polymimic/Push-v0"' in out
+    # Its per-filter-key mode, and its check that actions lie in [-1, 1] (it raises if not).
+    train = subprocess.run(
+        [*command, "--dataset", str(tiny_push_dataset), "--filter_key", "train"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout
+    assert f"total trajectories: {masks['train']}\n" in train

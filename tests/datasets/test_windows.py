@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -134,3 +135,30 @@ def test_unknown_obs_key_and_missing_file(h5_path: Path, tmp_path: Path) -> None
         WindowDataset(h5_path, ["tip_pos", "joint_pos"])
     with pytest.raises(DatasetError, match="does not exist"):
         WindowDataset(tmp_path / "nope.hdf5", ["tip_pos"])
+
+
+def test_learner_data_is_blind_to_ground_truth_labels(
+    tiny_push_dataset: Path, tmp_path: Path
+) -> None:
+    """Stripping every per-demo label leaves every batch, stat and demo selection unchanged."""
+    stripped = tmp_path / "unlabelled.hdf5"
+    shutil.copy(tiny_push_dataset, stripped)
+    with h5py.File(stripped, "r+") as f:
+        for demo in f["data"].values():
+            labels = [k for k in demo.attrs if k != "num_samples"]
+            assert {"operator", "quality", "behaviour", "success"} <= set(labels)
+            for key in labels:
+                del demo.attrs[key]
+    with h5py.File(stripped, "r") as f:
+        assert all(set(d.attrs) == {"num_samples"} for d in f["data"].values())
+    for filter_key in ("train", None):
+        kwargs = dict(filter_key=filter_key, obs_horizon=2, action_horizon=4)
+        labelled = WindowDataset(tiny_push_dataset, **kwargs)
+        blind = WindowDataset(stripped, **kwargs)
+        assert blind.demo_names == labelled.demo_names
+        everything = np.arange(len(labelled))
+        assert len(blind) == len(labelled)
+        for key, value in labelled.get_batch(everything).items():
+            torch.testing.assert_close(blind.get_batch(everything)[key], value, rtol=0, atol=0)
+        for key, value in labelled.stats().items():
+            np.testing.assert_array_equal(blind.stats()[key], value)

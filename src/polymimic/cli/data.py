@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="counts, keys, labels and env args of a file (JSON)")
     info.add_argument("path", type=Path)
+    info.add_argument(
+        "--no-diagnostics", action="store_true",
+        help="skip the per-operator jerk / Markov diagnostics (reads only attributes)",
+    )
     info.set_defaults(run=_info)
 
     validate = commands.add_parser("validate", help="check schema and format version")
@@ -107,7 +111,8 @@ def _report_manifest(path: Path, dataset: str, strict: bool) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    print(json.dumps(dataset_info(args.path), indent=2, sort_keys=True))
+    info = dataset_info(args.path, diagnostics=not args.no_diagnostics)
+    print(json.dumps(info, indent=2, sort_keys=True))
     return 0
 
 

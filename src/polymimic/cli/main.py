@@ -15,7 +15,8 @@ from polymimic.cli import data, evaluate
 USAGE = """usage: polymimic <command> [args]
 
 commands:
-  data generate|info|validate   make and inspect multi-operator HDF5 datasets
+  data generate|info|validate|playback|split|masks|export-minari
+                                make, inspect and convert multi-operator HDF5 datasets
   train key=value ...           train a learner (Hydra; e.g. dataset=FILE policy=bc_mlp)
   eval --checkpoint DIR ...     evaluate a checkpoint headless, write eval_info.json + mp4
 

@@ -69,9 +69,25 @@ def validate_dataset(path: PathLike) -> DatasetSummary:
             raise _corrupt(f.filename, "data could not be read", exc) from None
 
 
-def dataset_info(path: PathLike) -> dict[str, Any]:
-    """robomimic ``get_dataset_info``-like facts about a dataset, as a JSON-ready dict."""
-    return validate_dataset(path).to_dict()
+def dataset_info(path: PathLike, diagnostics: bool = False) -> dict[str, Any]:
+    """robomimic ``get_dataset_info``-like facts about a dataset, as a JSON-ready dict.
+
+    Args:
+        path: the dataset file.
+        diagnostics: also read the arrays and add ``"diagnostics"``: per-operator episode
+            length, RMS jerk and Markov check (``polymimic.datasets.diagnostics``). Off by
+            default because it reads every demo (about a second per few hundred demos).
+
+    Raises:
+        DatasetError: the file fails validation.
+    """
+    info = validate_dataset(path).to_dict()
+    if diagnostics:
+        # Imported here: validation stays cheap for callers that only want counts.
+        from polymimic.datasets.diagnostics import operator_diagnostics
+
+        info["diagnostics"] = operator_diagnostics(path)
+    return info
 
 
 def _summarise(f: h5py.File) -> DatasetSummary:
