@@ -18,10 +18,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from polymimic.envs.objects import ROD_RADIUS
 from polymimic.envs.push import (
     BLOCK_HALF,
     MAX_STEP,
-    ROD_RADIUS,
     TIP_HEIGHT,
     ZONE_CENTRES,
     PushEnv,

@@ -13,12 +13,20 @@ import_mujoco()
 
 import gymnasium  # noqa: E402
 
+from polymimic.envs.align import AlignEnv  # noqa: E402
+from polymimic.envs.avoid import AvoidEnv  # noqa: E402
 from polymimic.envs.base import ArmTaskEnv  # noqa: E402
 from polymimic.envs.push import PushEnv  # noqa: E402
+from polymimic.envs.sort import Sort2Env, Sort4Env, Sort6Env  # noqa: E402
+from polymimic.envs.stack import StackEnv  # noqa: E402
 
 # --- task classes: one import above and one entry here per task ---
 TASK_CLASSES: tuple[type[ArmTaskEnv], ...] = (
     PushEnv,
+    Sort2Env, Sort4Env, Sort6Env,
+    AvoidEnv,
+    AlignEnv,
+    StackEnv,
 )
 
 for _cls in TASK_CLASSES:
@@ -30,4 +38,15 @@ for _cls in TASK_CLASSES:
 
 TASK_IDS: tuple[str, ...] = tuple(cls.task_id for cls in TASK_CLASSES)
 
-__all__ = ["TASK_CLASSES", "TASK_IDS", "ArmTaskEnv", "PushEnv"]
+__all__ = [
+    "TASK_CLASSES",
+    "TASK_IDS",
+    "AlignEnv",
+    "ArmTaskEnv",
+    "AvoidEnv",
+    "PushEnv",
+    "Sort2Env",
+    "Sort4Env",
+    "Sort6Env",
+    "StackEnv",
+]

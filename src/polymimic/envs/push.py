@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from polymimic.envs.base import ArmTaskEnv, clip_target_xy, planar_pose_obs
+from polymimic.envs.objects import cube_xml, floor_patch_xml, rod_xml, yaw_quat
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
 BLOCKS = ("red", "green")
@@ -16,6 +17,7 @@ BLOCK_HALF = 0.025  # m, half the cube's edge
 BLOCK_MASS = 0.2  # kg
 ZONE_CENTRES = {"left": np.array([0.68, 0.17]), "right": np.array([0.68, -0.17])}
 ZONE_HALF = 0.06  # m: a block is in a zone when its centre is inside this square
+ZONE_SIZE = (ZONE_HALF, ZONE_HALF)
 _ZONE_XY = tuple(tuple(ZONE_CENTRES[zone].tolist()) for zone in ZONES)
 BLOCK_NOMINAL = {"red": np.array([0.45, -0.10]), "green": np.array([0.45, 0.10])}
 # Context k = (x shift of both blocks, y shift of red, y shift of green) from the nominal
@@ -30,28 +32,10 @@ CONTEXTS = tuple(
 BLOCK_JITTER = 0.01  # m, uniform per axis around the context's position
 YAW_JITTER = 0.15  # rad, uniform around 0
 TIP_HEIGHT = 0.02  # m, rod axis end above the table (capsule bottom 1 cm above it)
-ROD_RADIUS = 0.01
-ROD_LENGTH = 0.20
 MAX_STEP = 0.015  # m of target motion per control step at |action| = 1
 WORKSPACE_LOW = np.array([0.28, -0.30])
 WORKSPACE_HIGH = np.array([0.76, 0.30])
 HOME_TIP = np.array([0.35, 0.0, TIP_HEIGHT])
-
-
-def _block_xml(name: str, rgba: str) -> str:
-    return (
-        f'<body name="{name}_block" pos="0 0 {BLOCK_HALF}"><freejoint name="{name}_block"/>'
-        f'<geom name="{name}_block" type="box" size="{BLOCK_HALF} {BLOCK_HALF} {BLOCK_HALF}" '
-        f'mass="{BLOCK_MASS}" rgba="{rgba}" friction="0.5 0.005 0.0001"/></body>'
-    )
-
-
-def _zone_xml(name: str, rgba: str) -> str:
-    x, y = ZONE_CENTRES[name]
-    return (
-        f'<geom name="{name}_zone" type="box" pos="{x} {y} 0.0005" '
-        f'size="{ZONE_HALF} {ZONE_HALF} 0.0005" rgba="{rgba}" contype="0" conaffinity="0"/>'
-    )
 
 
 class PushEnv(ArmTaskEnv):
@@ -120,19 +104,13 @@ class PushEnv(ArmTaskEnv):
         self._success = False
 
     def _task_xml(self) -> tuple[str, str]:
-        rod = (
-            f'<geom name="rod" type="capsule" fromto="0 0 0 0 0 {ROD_LENGTH}" '
-            f'size="{ROD_RADIUS}" rgba="0.2 0.2 0.22 1" friction="0.05 0.005 0.0001" '
-            f'priority="1" contype="1" conaffinity="1" mass="0.1"/>'
-            f'<site name="tip" pos="0 0 {ROD_LENGTH}" size="0.005"/>'
-        )
         objects = (
-            _zone_xml("left", "0.9 0.9 0.2 0.6")
-            + _zone_xml("right", "0.2 0.5 0.9 0.6")
-            + _block_xml("red", "0.85 0.15 0.15 1")
-            + _block_xml("green", "0.15 0.7 0.2 1")
+            floor_patch_xml("left_zone", ZONE_CENTRES["left"], ZONE_SIZE, "0.9 0.9 0.2 0.6")
+            + floor_patch_xml("right_zone", ZONE_CENTRES["right"], ZONE_SIZE, "0.2 0.5 0.9 0.6")
+            + cube_xml("red_block", BLOCK_HALF, BLOCK_MASS, "0.85 0.15 0.15 1")
+            + cube_xml("green_block", BLOCK_HALF, BLOCK_MASS, "0.15 0.7 0.2 1")
         )
-        return rod, objects
+        return rod_xml(), objects
 
     def _home_tip_pos(self) -> np.ndarray:
         return HOME_TIP
@@ -157,7 +135,7 @@ class PushEnv(ArmTaskEnv):
             yaw = self.np_random.uniform(-YAW_JITTER, YAW_JITTER)
             adr = self._block_qpos[block]
             self.data.qpos[adr : adr + 3] = (xy[0], xy[1], BLOCK_HALF)
-            self.data.qpos[adr + 3 : adr + 7] = (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+            self.data.qpos[adr + 3 : adr + 7] = yaw_quat(yaw)
         self._first[:] = -1.0
         self._success = False
 

@@ -16,8 +16,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
+from polymimic.operators.align import ALIGN_STYLES, make_align_script
+from polymimic.operators.avoid import AVOID_STYLES, make_avoid_script
 from polymimic.operators.base import EpisodeScript, Operator, Skill, Strategy, record_episode
 from polymimic.operators.push import PUSH_STYLES, make_push_script
+from polymimic.operators.sort import SORT_STYLES, make_sort_script
+from polymimic.operators.stack import STACK_STYLES, make_stack_script
 from polymimic.registry import lookup
 
 ScriptFactory = Callable[[Operator, str, np.random.Generator], EpisodeScript]
@@ -33,6 +37,12 @@ class TaskOperators:
 
 TASK_OPERATORS: dict[str, TaskOperators] = {
     "polymimic/Push-v0": TaskOperators(make_push_script, PUSH_STYLES["direct_fast"]),
+    "polymimic/Sort2-v0": TaskOperators(make_sort_script, SORT_STYLES["direct_fast"]),
+    "polymimic/Sort4-v0": TaskOperators(make_sort_script, SORT_STYLES["direct_fast"]),
+    "polymimic/Sort6-v0": TaskOperators(make_sort_script, SORT_STYLES["direct_fast"]),
+    "polymimic/Avoid-v0": TaskOperators(make_avoid_script, AVOID_STYLES["direct"]),
+    "polymimic/Stack-v0": TaskOperators(make_stack_script, STACK_STYLES["direct_fast"]),
+    "polymimic/Align-v0": TaskOperators(make_align_script, ALIGN_STYLES["direct_fast"]),
 }
 
 

@@ -49,6 +49,30 @@ class Skill:
     hesitation: float = 0.0
 
 
+class SkillNoise:
+    """A ``Skill``'s time-correlated errors, drawn from the operator's episode rng."""
+
+    def __init__(self, skill: Skill, rng: np.random.Generator) -> None:
+        self.skill = skill
+        self.rng = rng
+        self.drift = np.zeros(2)
+
+    def step_drift(self) -> np.ndarray:
+        """Advance the Ornstein-Uhlenbeck aim offset (stationary std ``skill.drift``)."""
+        if self.skill.drift <= 0:
+            return self.drift
+        decay = np.exp(-1.0 / self.skill.drift_time)
+        noise = self.rng.standard_normal(2)
+        self.drift = decay * self.drift + self.skill.drift * np.sqrt(1 - decay**2) * noise
+        return self.drift
+
+    def pause_length(self, steps: int) -> int:
+        """``steps``, plus a few more when the operator hesitates at this phase change."""
+        if self.skill.hesitation > 0 and self.rng.random() < self.skill.hesitation:
+            steps += int(self.rng.integers(3, 12))
+        return steps
+
+
 class EpisodeScript(Protocol):
     """One episode's closed-loop controller, created for a chosen behaviour."""
 

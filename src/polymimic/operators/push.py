@@ -12,8 +12,10 @@ import dataclasses
 
 import numpy as np
 
-from polymimic.envs.push import BLOCK_HALF, MAX_STEP, ROD_RADIUS, ZONE_CENTRES, ZONES
-from polymimic.operators.base import Operator, Skill, Strategy
+from polymimic.envs.objects import ROD_RADIUS
+from polymimic.envs.push import BLOCK_HALF, MAX_STEP, ZONE_CENTRES, ZONES
+from polymimic.operators.base import Operator, Skill, SkillNoise, Strategy
+from polymimic.operators.pushing import move_towards, unit
 
 # Centre distance below which the rod touches a cube at any yaw (half-diagonal + radius),
 # plus a margin: the approach routes keep at least this far from blocks.
@@ -46,11 +48,6 @@ class PushStyle:
     pause_steps: int = 0
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return v / n if n > 1e-9 else np.zeros_like(v)
-
-
 def _segment_distance(
     a: np.ndarray, b: np.ndarray, p: np.ndarray
 ) -> tuple[float, float, np.ndarray]:
@@ -75,28 +72,12 @@ class PushScript:
         self.stage = 0
         self.pushing = False
         self.pause = 0
-        self.drift = np.zeros(2)
-
-    # ------------------------------------------------------------------ skill
-    def _update_drift(self) -> np.ndarray:
-        """Ornstein-Uhlenbeck aim offset with stationary std ``skill.drift``."""
-        if self.skill.drift <= 0:
-            return self.drift
-        decay = np.exp(-1.0 / self.skill.drift_time)
-        self.drift = decay * self.drift + self.skill.drift * np.sqrt(1 - decay**2) * (
-            self.rng.standard_normal(2)
-        )
-        return self.drift
-
-    def _start_pause(self, steps: int) -> None:
-        if self.skill.hesitation > 0 and self.rng.random() < self.skill.hesitation:
-            steps += int(self.rng.integers(3, 12))
-        self.pause = steps
+        self.noise = SkillNoise(operator.skill, rng)
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         target = obs["tip_target"].astype(np.float64)
-        drift = self._update_drift()
+        drift = self.noise.step_drift()
         if self.pause > 0:
             self.pause -= 1
             return np.zeros(2, dtype=np.float32)
@@ -107,9 +88,10 @@ class PushScript:
         goal = ZONE_CENTRES[zone]
         if np.linalg.norm(block_xy - goal) < ZONE_DONE:
             self.stage, self.pushing = self.stage + 1, False
-            self._start_pause(self.style.pause_steps)
-            return self._move_towards(target, target - 0.03 * _unit(goal - block_xy), self.style.speed)
-        direction = _unit(goal - block_xy)
+            self.pause = self.noise.pause_length(self.style.pause_steps)
+            retreat = target - 0.03 * unit(goal - block_xy)
+            return move_towards(target, retreat, self.style.speed, MAX_STEP)
+        direction = unit(goal - block_xy)
         tip = obs["tip_pos"].astype(np.float64)
         behind = float(np.dot(tip - block_xy, direction))
         lateral = float(np.linalg.norm(tip - block_xy - behind * direction))
@@ -117,19 +99,12 @@ class PushScript:
             self.pushing = False  # lost the block: go round and line up again
         if self.pushing:
             aim = block_xy - PUSH_OFFSET * direction + self.style.push_speed * direction
-            return self._move_towards(target, aim + drift, self.style.push_speed * 1.5)
+            return move_towards(target, aim + drift, self.style.push_speed * 1.5, MAX_STEP)
         pre_push = block_xy - (PUSH_OFFSET + 0.025) * direction
         if np.linalg.norm(tip - pre_push) < 0.01:
             self.pushing = True
         waypoint = self._next_waypoint(tip, pre_push, obs)
-        return self._move_towards(target, waypoint + drift, self.style.speed)
-
-    def _move_towards(self, target: np.ndarray, goal: np.ndarray, speed: float) -> np.ndarray:
-        step = goal - target
-        norm = np.linalg.norm(step)
-        if norm > speed:
-            step *= speed / norm
-        return np.clip(step / MAX_STEP, -1.0, 1.0).astype(np.float32)
+        return move_towards(target, waypoint + drift, self.style.speed, MAX_STEP)
 
     # ------------------------------------------------------------------ routing
     def _next_waypoint(
@@ -145,7 +120,7 @@ class PushScript:
             mid = 0.5 * (tip + goal)
             normal = np.array([-(goal - tip)[1], (goal - tip)[0]])
             if np.linalg.norm(goal - tip) > 0.08:
-                route = [mid + self.style.bulge * _unit(normal), goal]
+                route = [mid + self.style.bulge * unit(normal), goal]
         return self._skirt_blocks(tip, route[0], blocks)
 
     def _skirt_blocks(
@@ -173,7 +148,7 @@ class PushScript:
         if np.linalg.norm(away) < 1e-6:  # straight through the centre: go round the left
             seg = waypoint - tip
             away = np.array([-seg[1], seg[0]])
-        return centre + 1.3 * clearance * _unit(away)
+        return centre + 1.3 * clearance * unit(away)
 
 
 def make_push_script(operator: Operator, behaviour: str, rng: np.random.Generator) -> PushScript:

@@ -1,0 +1,292 @@
+"""``polymimic/Stack-v0``: pick three cubes and stack them on a target area (D3IL's Stacking)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from polymimic.envs.base import ArmTaskEnv
+from polymimic.envs.gripper import (
+    FINGER_JOINTS,
+    GRIPPER_CLOSED,
+    GRIPPER_OPEN,
+    PAD_GEOMS,
+    PALM_GEOM,
+    gripper_actuators_xml,
+    gripper_xml,
+)
+from polymimic.envs.objects import cube_xml, floor_patch_xml, yaw_quat
+from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
+
+BLOCKS = ("red", "green", "blue")
+BLOCK_RGBA = {"red": "0.85 0.15 0.15 1", "green": "0.15 0.7 0.2 1", "blue": "0.15 0.3 0.85 1"}
+# Three sizes and masses inside D3IL's range (4-5 cm, 0.1-0.3 kg): the stack's height,
+# and so where each cube must be put down, depends on the order.
+BLOCK_HALF = {"red": 0.025, "green": 0.0225, "blue": 0.02}  # m, half edge
+BLOCK_MASS = {"red": 0.3, "green": 0.2, "blue": 0.1}  # kg
+BLOCK_FRICTION = "0.8 0.005 0.0001"  # cube-table and cube-cube (pads use their own 1.5)
+TARGET_CENTRE = np.array([0.56, 0.18])
+TARGET_HALF = 0.05  # m: the bottom cube's centre must lie inside this square
+# Start slots of the cubes: two layouts, each with three slots; a context assigns the
+# colours to the slots of a layout. Slots are >= 12 cm apart and neighbours in y >= 15 cm,
+# so the open fingers (10 cm across their outer faces, closing along y) fit beside them.
+LAYOUTS = (
+    ((0.40, -0.22), (0.40, -0.07), (0.55, -0.145)),  # triangle
+    ((0.36, -0.16), (0.48, -0.16), (0.60, -0.16)),  # row along x
+)
+CONTEXTS = tuple(
+    (layout, colours)
+    for layout in range(len(LAYOUTS))
+    for colours in itertools.permutations(BLOCKS)
+)
+BLOCK_JITTER = 0.01  # m, uniform per axis around the slot
+YAW_JITTER = 0.2  # rad, uniform around 0
+MAX_STEP = 0.015  # m of target motion per control step at |action| = 1, per axis
+WORKSPACE_LOW = np.array([0.28, -0.32, 0.015])
+WORKSPACE_HIGH = np.array([0.75, 0.32, 0.30])
+HOME_TIP = np.array([0.42, 0.0, 0.20])
+# Success tolerances (see the class docstring).
+STACK_XY_TOL = 0.02  # m, centre offset of a cube from the one below
+STACK_Z_TOL = 0.01  # m, deviation from the height of a cube resting on the one below
+REST_SPEED = 0.05  # m/s, every cube slower than this
+SETTLE_STEPS = 5  # consecutive control steps (0.25 s) the finished stack must stand
+ORDERS = tuple(itertools.permutations(range(len(BLOCKS))))  # bottom-to-top block indices
+
+
+def order_label(order: tuple[int, ...]) -> str:
+    """The behaviour label of a bottom-to-top order of block indices."""
+    return "-".join(BLOCKS[i] for i in order)
+
+
+class StackEnv(ArmTaskEnv):
+    """Pick up a red, a green and a blue cube and stack them on the target area.
+
+    The reference is D3IL's Stacking task: three blocks, six stacking orders.
+
+    **Scene.** A 7-DOF Panda (base at the world origin, table top ``z = 0``) carries a
+    two-finger parallel gripper (``polymimic.envs.gripper``): fingers slide 0-4 cm each
+    (opening 0-8 cm), position servos kp 400 N/m limited to 20 N, grasping by contact and
+    friction only (no welds, no attachment). The tool points straight down at fixed yaw;
+    the fingers close along world y. Cubes: red 5 cm / 0.3 kg, green 4.5 cm / 0.2 kg,
+    blue 4 cm / 0.1 kg (friction 0.8). The target area is a 10 cm square centred at
+    (0.56, 0.18) (yellow, visual only).
+
+    **Contexts** (``num_contexts = 12``, ``reset(options={"context": k})``; drawn from
+    the seed when not given): context ``k = 6 l + p`` puts the cubes on the three slots of
+    layout ``l`` (``LAYOUTS``: 0 = triangle (0.40, -0.22), (0.40, -0.07), (0.55, -0.145);
+    1 = row (0.36, -0.16), (0.48, -0.16), (0.60, -0.16)) with colours in permutation ``p``
+    of ``itertools.permutations(("red", "green", "blue"))`` (slot i gets colour ``p[i]``).
+    The seed then adds uniform +-1 cm per axis and +-0.2 rad (11.5 deg) of yaw per cube.
+    The yaw is small enough that closing the square-on fingers turns the cube flat against
+    the pads, so the tool keeps a fixed yaw and the action has no yaw component.
+
+    **Timing.** Physics timestep 2 ms (implicitfast, elliptic friction cone, impratio 10),
+    25 substeps per control step, i.e. 50 ms / 20 Hz control; ``max_episode_steps =
+    1000`` (50 s; the scripted styles need 250-580 steps). D3IL uses 1 ms x 35 substeps (28.6 Hz);
+    2 ms keeps the stiff servos and the grasp contacts stable at half the cost (5 ms
+    launches cubes). impratio 10 is what keeps a held cube from slipping out over a long
+    episode.
+
+    **Actions** ``Box(-1, 1, (4,))``: the change of the desired grasp-centre (``tip``)
+    position in x, y, z, scaled by 1.5 cm per step, and the gripper command: ``> 0``
+    closes both fingers (servo target 0), ``<= 0`` opens them (4 cm). The desired
+    position is clipped to x in [0.28, 0.75], y in [-0.32, 0.32], z in [0.015, 0.30];
+    orientation is held pointing down by the damped least-squares IK controller.
+
+    **Observations** (``Dict``, float32):
+
+    | key | size | meaning |
+    |---|---|---|
+    | ``tip_pos`` | 3 | measured grasp centre x, y, z (m) |
+    | ``tip_target`` | 3 | the controller's desired grasp centre (m) |
+    | ``gripper`` | 2 | opening between the pads (m), command (1 closed, 0 open) |
+    | ``red_block`` | 5 | centre x, y, z (m), sin 4θ, cos 4θ (yaw θ modulo 90°) |
+    | ``green_block`` | 5 | as ``red_block`` |
+    | ``blue_block`` | 5 | as ``red_block`` |
+
+    **Success** (``info["success"]``, terminates the episode): the three cubes form one
+    stack: the bottom cube's centre lies inside the target square and it rests on the
+    table (centre height within 1 cm of its half edge); each higher cube's centre is
+    within 2 cm (horizontally) of the centre of the cube below and its height within 1 cm
+    of resting on it (``z_below + half_below + half``); every cube moves slower than
+    5 cm/s; and no pad nor the palm touches a cube (released, not held) -- all of this
+    for 5 consecutive control steps (0.25 s), so a stack that is about to topple (it
+    speeds up past 5 cm/s well within that time) does not count.
+    **Reward**: 1 on the success step, else 0; ``info["blocks_stacked"]`` is the height
+    (0-3) of the stack standing on the target by the geometric rules above.
+
+    **Behaviours** (``StackEnv.behaviours``): the bottom-to-top colour order of the final
+    stack, e.g. ``"red-green-blue"`` is red at the bottom and blue on top; all six
+    permutations. The label is read from the physics at the success step (the vertical
+    order of the cubes), so a cube that was put down and later moved is labelled where it
+    ended up. A failed episode is ``other``. ``info["behaviour"]`` is present every step
+    and final at episode end.
+    """
+
+    task_id: ClassVar[str] = "polymimic/Stack-v0"
+    behaviours: ClassVar[tuple[str, ...]] = tuple(order_label(o) for o in ORDERS)
+    max_episode_steps: ClassVar[int] = 1000
+    num_contexts: ClassVar[int] = len(CONTEXTS)
+    # index into ORDERS of the succeeded stack (-1: none yet), steps the stack has stood
+    task_state_size: ClassVar[int] = 2
+    physics_options: ClassVar[str] = 'cone="elliptic" impratio="10"'
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._order = -1
+        self._settled = 0
+        super().__init__(**kwargs)
+        model = self.model
+        adr = [model.jnt_qposadr[model.joint(f"{b}_block").id] for b in BLOCKS]
+        dof = [model.jnt_dofadr[model.joint(f"{b}_block").id] for b in BLOCKS]
+        self._block_qpos = np.array([np.arange(a, a + 7) for a in adr])  # (3, 7)
+        self._block_lin_dof = np.array([np.arange(d, d + 3) for d in dof])  # (3, 3)
+        self._finger_qpos = [model.jnt_qposadr[model.joint(j).id] for j in FINGER_JOINTS]
+        self._halves = [BLOCK_HALF[b] for b in BLOCKS]
+        self._block_geoms = {model.geom(f"{b}_block").id for b in BLOCKS}
+        self._gripper_geoms = {model.geom(g).id for g in (*PAD_GEOMS, PALM_GEOM)}
+
+    # ----------------------------------------------------------------- model
+    def _task_xml(self) -> tuple[str, str]:
+        target = floor_patch_xml(
+            "target", tuple(TARGET_CENTRE), (TARGET_HALF, TARGET_HALF), "0.9 0.9 0.2 0.6"
+        )
+        cubes = "".join(
+            cube_xml(f"{b}_block", BLOCK_HALF[b], BLOCK_MASS[b], BLOCK_RGBA[b], BLOCK_FRICTION)
+            for b in BLOCKS
+        )
+        return gripper_xml(), target + cubes
+
+    def _task_actuators_xml(self) -> str:
+        return gripper_actuators_xml()
+
+    def _home_tip_pos(self) -> np.ndarray:
+        return HOME_TIP
+
+    def _observation_space(self) -> gym.spaces.Dict:
+        def box(n: int) -> gym.spaces.Box:
+            return gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+
+        spaces = {"tip_pos": box(3), "tip_target": box(3), "gripper": box(2)}
+        spaces.update({f"{b}_block": box(5) for b in BLOCKS})
+        return gym.spaces.Dict(spaces)
+
+    def _action_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+    # ----------------------------------------------------------------- episode
+    def _reset_task(self, options: dict[str, Any]) -> None:
+        layout, colours = CONTEXTS[self.context]
+        for slot, block in zip(LAYOUTS[layout], colours, strict=True):
+            jitter = self.np_random.uniform(-BLOCK_JITTER, BLOCK_JITTER, 2)
+            yaw = self.np_random.uniform(-YAW_JITTER, YAW_JITTER)
+            adr = self._block_qpos[BLOCKS.index(block)]
+            xyz = (slot[0] + jitter[0], slot[1] + jitter[1], BLOCK_HALF[block])
+            self.data.qpos[adr] = (*xyz, *yaw_quat(yaw))
+        self.data.qpos[self._finger_qpos] = GRIPPER_OPEN
+        self.data.ctrl[7:9] = GRIPPER_OPEN
+        self._order, self._settled = -1, 0
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        target = self.target_pos + MAX_STEP * action[:3]
+        self.target_pos = np.minimum(np.maximum(target, WORKSPACE_LOW), WORKSPACE_HIGH)
+        self.data.ctrl[7:9] = GRIPPER_CLOSED if action[3] > 0 else GRIPPER_OPEN
+
+    # ----------------------------------------------------------------- progress
+    def stack_order(self) -> list[int]:
+        """Bottom-to-top block indices of the stack standing on the target (may be empty).
+
+        Geometric rules only (target square, resting heights, 2 cm centre offsets); the
+        success test adds the rest and release conditions.
+        """
+        pos = self.data.qpos[self._block_qpos[:, :3]].tolist()
+        halves = self._halves
+        cx, cy = TARGET_CENTRE
+        order: list[int] = []
+        for _ in range(len(BLOCKS)):
+            found = -1
+            for i, (x, y, z) in enumerate(pos):
+                if i in order:
+                    continue
+                if not order:
+                    ok = (
+                        abs(x - cx) <= TARGET_HALF
+                        and abs(y - cy) <= TARGET_HALF
+                        and abs(z - halves[i]) <= STACK_Z_TOL
+                    )
+                else:
+                    below = order[-1]
+                    bx, by, bz = pos[below]
+                    ok = (
+                        math.hypot(x - bx, y - by) <= STACK_XY_TOL
+                        and abs(z - (bz + halves[below] + halves[i])) <= STACK_Z_TOL
+                    )
+                if ok:
+                    found = i
+                    break
+            if found < 0:
+                break
+            order.append(found)
+        return order
+
+    def _released_and_still(self) -> bool:
+        """No pad or palm touches a cube, and every cube moves slower than REST_SPEED."""
+        speeds = self.data.qvel[self._block_lin_dof]
+        if float(np.max(np.einsum("ij,ij->i", speeds, speeds))) > REST_SPEED**2:
+            return False
+        ncon = self.data.ncon
+        if ncon:
+            geoms = self.data.contact.geom[:ncon]
+            for g1, g2 in geoms.tolist():
+                if (g1 in self._gripper_geoms and g2 in self._block_geoms) or (
+                    g2 in self._gripper_geoms and g1 in self._block_geoms
+                ):
+                    return False
+        return True
+
+    def _update_task(self) -> tuple[float, bool, dict[str, Any]]:
+        order = self.stack_order()
+        standing = len(order) == len(BLOCKS) and self._released_and_still()
+        self._settled = self._settled + 1 if standing else 0
+        success = self._settled >= SETTLE_STEPS
+        if success and self._order < 0:
+            self._order = ORDERS.index(tuple(order))
+        return float(success), success, {"blocks_stacked": len(order)}
+
+    def behaviour(self) -> str:
+        if self._order < 0:
+            return OTHER_BEHAVIOUR
+        return order_label(ORDERS[self._order])
+
+    # ----------------------------------------------------------------- observations
+    def gripper_opening(self) -> float:
+        """Distance between the pads' inner faces (m)."""
+        q = self.data.qpos
+        return float(q[self._finger_qpos[0]] + q[self._finger_qpos[1]])
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        # One float32 array built from Python floats, then sliced into the keys: a handful
+        # of tiny numpy calls per key would cost more than the numbers themselves.
+        data = self.data
+        values = data.site_xpos[self.arm.site_id].tolist() + self.target_pos.tolist()
+        closed = 1.0 if data.ctrl[7] < 0.5 * GRIPPER_OPEN else 0.0
+        values += (self.gripper_opening(), closed)
+        for x, y, z, w, _, _, qz in data.qpos[self._block_qpos].tolist():
+            # Yaw of a (nearly) upright cube; 4θ folds the cube's 90° symmetry away.
+            angle = 8.0 * math.atan2(qz, w)
+            values += (x, y, z, math.sin(angle), math.cos(angle))
+        flat = np.array(values, dtype=np.float32)
+        obs = {"tip_pos": flat[0:3], "tip_target": flat[3:6], "gripper": flat[6:8]}
+        for i, block in enumerate(BLOCKS):
+            obs[f"{block}_block"] = flat[8 + 5 * i : 13 + 5 * i]
+        return obs
+
+    # ----------------------------------------------------------------- replay
+    def _task_state(self) -> np.ndarray:
+        return np.array([float(self._order), float(self._settled)])
+
+    def _set_task_state(self, task_state: np.ndarray) -> None:
+        self._order, self._settled = int(task_state[0]), int(task_state[1])

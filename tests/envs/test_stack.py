@@ -1,0 +1,220 @@
+"""Stack-specific physics, grasping and labelling checks.
+
+Cubes are teleported by editing a ``get_state()`` vector and restoring it with
+``reset_to`` (the public replay API). The state starts with MuJoCo's integration state,
+whose first entry is the time, so qpos entry ``i`` sits at index ``1 + i``. Grasps are
+real: the arm is driven with actions and the fingers hold cubes by contact only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from polymimic.envs.gripper import FINGER_LENGTH, PAD_HALF
+from polymimic.envs.stack import (
+    BLOCK_HALF,
+    BLOCK_JITTER,
+    BLOCKS,
+    CONTEXTS,
+    LAYOUTS,
+    MAX_STEP,
+    SETTLE_STEPS,
+    TARGET_CENTRE,
+    YAW_JITTER,
+    StackEnv,
+)
+
+PARKED = {"red": (0.30, 0.28), "green": (0.40, 0.30), "blue": (0.50, 0.30)}  # out of the way
+OPEN, CLOSE = -1.0, 1.0
+
+
+def _make() -> StackEnv:
+    env = gym.make("polymimic/Stack-v0").unwrapped
+    env.reset(seed=0, options={"context": 0})
+    return env
+
+
+def _place(env: StackEnv, **poses: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """Teleport cubes to (x, y[, z[, yaw]]) at rest (z defaults to resting on the table)."""
+    state = env.get_state()
+    for block, pose in poses.items():
+        x, y, z, yaw = (*pose, *(0.0, 0.0, BLOCK_HALF[block], 0.0)[len(pose) :])
+        joint = env.model.joint(f"{block}_block")
+        start = 1 + joint.qposadr[0]
+        state[start : start + 7] = (x, y, z, math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+        dof = 1 + env.model.nq + joint.dofadr[0]
+        state[dof : dof + 6] = 0.0
+    obs = env.reset_to(state)
+    for block, pose in poses.items():
+        np.testing.assert_allclose(obs[f"{block}_block"][:2], pose[:2], atol=1e-6)
+    return obs
+
+
+def _drive(env: StackEnv, goal, grip: float, steps: int) -> dict[str, np.ndarray]:
+    """Move the controller target at full speed towards ``goal`` for ``steps`` steps."""
+    obs = None
+    for _ in range(steps):
+        move = np.clip((np.asarray(goal) - env.target_pos) / MAX_STEP, -1.0, 1.0)
+        obs, *_ = env.step(np.append(move, grip).astype(np.float32))
+    return obs
+
+
+def _grasp(env: StackEnv, block: str, lift_to: float = 0.15) -> dict[str, np.ndarray]:
+    """Pick ``block`` up from where it stands: above it, down, close, lift."""
+    cube = env.data.qpos[env._block_qpos[BLOCKS.index(block), :3]].copy()
+    _drive(env, cube + (0, 0, 0.07), OPEN, 25)
+    _drive(env, cube, OPEN, 12)
+    _drive(env, cube, CLOSE, 10)
+    return _drive(env, (cube[0], cube[1], lift_to), CLOSE, 20)
+
+
+def _stack_at_target(env: StackEnv, order: list[str], offsets=None) -> dict[str, np.ndarray]:
+    """Teleport the cubes into a resting stack on the target, bottom first."""
+    offsets = offsets or [(0.0, 0.0)] * len(order)
+    poses, z, (x, y) = {}, 0.0, TARGET_CENTRE
+    for block, (dx, dy) in zip(order, offsets, strict=True):
+        x, y = x + dx, y + dy
+        z += BLOCK_HALF[block]
+        poses[block] = (x, y, z)
+        z += BLOCK_HALF[block]
+    return _place(env, **poses)
+
+
+def _still(env: StackEnv, steps: int, grip: float = OPEN) -> list[dict]:
+    infos = []
+    for _ in range(steps):
+        *_, info = env.step(np.array([0, 0, 0, grip], dtype=np.float32))
+        infos.append(info)
+    return infos
+
+
+# --------------------------------------------------------------------- contexts
+def test_contexts_match_the_documented_table() -> None:
+    assert len(CONTEXTS) == StackEnv.num_contexts == 12
+    # Spot checks of the docstring's formula k = 6 l + p.
+    assert CONTEXTS[0] == (0, ("red", "green", "blue"))
+    assert CONTEXTS[11] == (1, ("blue", "green", "red"))
+    env = _make()
+    for k, (layout, colours) in enumerate(CONTEXTS):
+        obs, info = env.reset(seed=100 + k, options={"context": k})
+        assert info["context"] == k
+        for slot, block in zip(LAYOUTS[layout], colours, strict=True):
+            x, y, z, sin4, cos4 = obs[f"{block}_block"]
+            assert abs(x - slot[0]) <= BLOCK_JITTER + 1e-6
+            assert abs(y - slot[1]) <= BLOCK_JITTER + 1e-6
+            assert z == pytest.approx(BLOCK_HALF[block], abs=1e-6)
+            assert abs(math.atan2(sin4, cos4)) <= 4 * YAW_JITTER + 1e-5
+    assert obs["gripper"][0] == pytest.approx(0.08, abs=1e-6)  # starts open
+
+
+# --------------------------------------------------------------------- gripper
+def test_tip_is_the_grasp_centre_between_the_pads() -> None:
+    env = _make()
+    tip = env.data.site_xpos[env.arm.site_id]
+    left = env.data.geom_xpos[env.model.geom("pad_left").id]
+    right = env.data.geom_xpos[env.model.geom("pad_right").id]
+    np.testing.assert_allclose((left + right) / 2, tip, atol=1e-9)
+    # Fingers close along world y; the pads' inner faces are the reported opening apart.
+    assert abs(left[0] - right[0]) < 1e-9 and abs(left[2] - right[2]) < 1e-9
+    inner_gap = abs(left[1] - right[1]) - 2 * PAD_HALF[1]
+    assert inner_gap == pytest.approx(env.gripper_opening(), abs=1e-9)
+    assert FINGER_LENGTH > 0.08  # the palm stays well above a grasped 5 cm cube
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_fingers_stop_at_the_cube_faces(block: str) -> None:
+    """Closing on a cube stops at its width (no tunnelling); closing on air shuts fully."""
+    env = _make()
+    _place(env, **{b: PARKED[b] for b in BLOCKS if b != block}, **{block: (0.45, -0.10)})
+    obs = _grasp(env, block)
+    assert obs["gripper"][1] == 1.0
+    assert obs["gripper"][0] == pytest.approx(2 * BLOCK_HALF[block], abs=0.002)
+    cube = obs[f"{block}_block"]
+    assert cube[2] > 0.12  # lifted with the gripper
+    _drive(env, (0.45, 0.1, 0.15), OPEN, 10)  # let go over the table
+    obs = _drive(env, (0.45, 0.1, 0.15), CLOSE, 15)
+    assert obs["gripper"][0] < 0.002
+
+
+def test_held_cube_does_not_slip_over_a_full_episode() -> None:
+    """The heaviest cube, carried around and then held for max_episode_steps steps.
+
+    DESIGN.md's pitfall: a soft grip slips ~1-3 mm/s, which a 2 s test does not show.
+    """
+    env = _make()
+    _place(env, green=PARKED["green"], blue=PARKED["blue"], red=(0.45, -0.1, 0.025, 0.15))
+    obs = _grasp(env, "red")
+    for corner in ((0.60, -0.10, 0.10), (0.60, 0.15, 0.20), (0.40, 0.15, 0.10), (0.45, -0.1, 0.15)):
+        obs = _drive(env, corner, CLOSE, 25)
+    carried = obs["red_block"][:3] - obs["tip_pos"]
+    assert np.linalg.norm(carried) < 0.012  # the moves shifted it only a little in the grip
+    obs = _drive(env, (0.45, -0.1, 0.15), CLOSE, env.max_episode_steps)
+    held = obs["red_block"][:3] - obs["tip_pos"]
+    assert np.linalg.norm(held - carried) < 0.004, (carried, held)
+    assert obs["gripper"][0] == pytest.approx(2 * BLOCK_HALF["red"], abs=0.002)
+
+
+# --------------------------------------------------------------------- labels and success
+def test_behaviours_are_the_six_orders() -> None:
+    assert len(StackEnv.behaviours) == 6
+    assert {tuple(b.split("-")) for b in StackEnv.behaviours} == {
+        (a, b, c) for a in BLOCKS for b in BLOCKS for c in BLOCKS if len({a, b, c}) == 3
+    }
+
+
+@pytest.mark.parametrize("label", StackEnv.behaviours)
+def test_a_settled_stack_gets_its_bottom_to_top_label(label: str) -> None:
+    env = _make()
+    _drive(env, (0.40, -0.15, 0.25), OPEN, 5)  # gripper away from the target
+    _stack_at_target(env, label.split("-"))
+    infos = _still(env, SETTLE_STEPS)
+    assert all(info["blocks_stacked"] == 3 for info in infos)
+    assert [info["success"] for info in infos] == [False] * (SETTLE_STEPS - 1) + [True]
+    assert [info["behaviour"] for info in infos[:-1]] == ["other"] * (SETTLE_STEPS - 1)
+    assert infos[-1]["behaviour"] == label
+
+
+@pytest.mark.parametrize(
+    ("offsets", "stacked"),
+    [
+        ([(0.0, 0.0), (0.018, 0.0), (0.0, -0.018)], 3),  # within 2 cm per level
+        ([(0.0, 0.0), (0.0, 0.023), (0.0, 0.0)], 1),  # green 2.3 cm off red: not on it
+        ([(0.065, 0.0), (0.0, 0.0), (0.0, 0.0)], 0),  # bottom outside the target square
+    ],
+)
+def test_stack_tolerances(offsets: list[tuple[float, float]], stacked: int) -> None:
+    env = _make()
+    _drive(env, (0.40, -0.15, 0.25), OPEN, 5)
+    _stack_at_target(env, ["red", "green", "blue"], offsets)
+    infos = _still(env, SETTLE_STEPS + 2)
+    assert infos[-1]["blocks_stacked"] == stacked
+    assert infos[-1]["success"] == (stacked == 3)
+    assert infos[-1]["behaviour"] == ("red-green-blue" if stacked == 3 else "other")
+
+
+def test_a_held_top_cube_is_not_success_until_released() -> None:
+    env = _make()
+    _place(env, blue=(0.45, -0.10, BLOCK_HALF["blue"]))
+    _stack_at_target(env, ["red", "green"])
+    _grasp(env, "blue", lift_to=0.20)
+    top = BLOCK_HALF["red"] * 2 + BLOCK_HALF["green"] * 2 + BLOCK_HALF["blue"] + 0.002
+    _drive(env, (*TARGET_CENTRE, 0.20), CLOSE, 25)
+    _drive(env, (*TARGET_CENTRE, top), CLOSE, 15)
+    held = _still(env, 10, grip=CLOSE)
+    assert all(info["blocks_stacked"] == 3 for info in held)
+    assert not any(info["success"] for info in held)
+    released = _still(env, 15, grip=OPEN)
+    assert any(info["success"] for info in released)
+    assert released[-1]["behaviour"] == "red-green-blue"
+
+
+def test_yaw_features_fold_the_cube_symmetry() -> None:
+    env = _make()
+    a = _place(env, red=(0.45, -0.1, BLOCK_HALF["red"], 0.3))["red_block"]
+    b = _place(env, red=(0.45, -0.1, BLOCK_HALF["red"], 0.3 + math.pi / 2))["red_block"]
+    np.testing.assert_allclose(a[3:], (math.sin(1.2), math.cos(1.2)), atol=1e-6)
+    np.testing.assert_allclose(a[3:], b[3:], atol=1e-6)

@@ -1,0 +1,85 @@
+"""The shared pushing skills: routing around blocks, steering a yawed cube, pushing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from polymimic.operators.pushing import (
+    BlockPush,
+    _blocked,
+    route_waypoint,
+    steer_direction,
+)
+
+LOW, HIGH = np.array([0.0, -1.0]), np.array([1.0, 1.0])
+
+
+def _follow(start: np.ndarray, goal: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> list:
+    """The polyline the router produces when followed waypoint by waypoint."""
+    path, point = [start], start
+    for _ in range(20):
+        point = route_waypoint(point, goal, centres, radii, LOW, HIGH)
+        path.append(point)
+        if np.allclose(point, goal):
+            return path
+    raise AssertionError(f"no route to the goal: {path}")
+
+
+def test_clear_path_goes_straight() -> None:
+    goal = np.array([0.5, 0.3])
+    centres, radii = np.array([[0.5, -0.2]]), np.array([0.05])
+    np.testing.assert_array_equal(
+        route_waypoint(np.zeros(2) + 0.1, goal, centres, radii, LOW, HIGH), goal
+    )
+
+
+def test_route_goes_around_a_row_of_blocks_without_touching_one() -> None:
+    # A wall of three discs between start and goal, with gaps too narrow to pass.
+    centres = np.array([[0.5, -0.08], [0.5, 0.0], [0.5, 0.08]])
+    radii = np.full(3, 0.05)
+    start, goal = np.array([0.3, 0.0]), np.array([0.7, 0.0])
+    path = _follow(start, goal, centres, radii)
+    assert len(path) > 2  # it detoured
+    for a, b in zip(path, path[1:], strict=False):
+        assert not _blocked(a, b, centres, radii), (a, b)
+    length = sum(np.linalg.norm(b - a) for a, b in zip(path, path[1:], strict=False))
+    assert length < 0.4 + 2 * 0.13 + 0.05  # round the end of the wall, not a wild detour
+
+
+def test_start_inside_a_disc_first_leaves_it_radially() -> None:
+    centres, radii = np.array([[0.5, 0.0]]), np.array([0.05])
+    waypoint = route_waypoint(
+        np.array([0.5, 0.03]), np.array([0.5, 0.3]), centres, radii, LOW, HIGH
+    )
+    assert waypoint[0] == 0.5 and waypoint[1] > 0.05
+
+
+def test_steering_overshoots_the_face_normal_error() -> None:
+    desired = np.array([0.0, 1.0])
+    # Aligned cube: push straight along the desired direction.
+    np.testing.assert_allclose(steer_direction(desired, 0.0, 1.0, gain=1.5), desired, atol=1e-12)
+    # Cube yawed +10 degrees: its face normal points 10 degrees left of +y (towards -x), so
+    # the push must lean right of the desired direction (towards +x) to turn it back.
+    yaw = math.radians(10)
+    direction = steer_direction(desired, math.sin(4 * yaw), math.cos(4 * yaw), gain=1.5)
+    assert direction[0] > 0 and math.isclose(np.linalg.norm(direction), 1.0)
+    # Mirrored yaw, mirrored correction; no gain, no overshoot.
+    mirrored = steer_direction(desired, -math.sin(4 * yaw), math.cos(4 * yaw), gain=1.5)
+    np.testing.assert_allclose(mirrored, direction * (-1, 1), atol=1e-12)
+    np.testing.assert_allclose(
+        steer_direction(desired, math.sin(4 * yaw), math.cos(4 * yaw), gain=0.0), desired
+    )
+
+
+def test_block_push_lines_up_then_pushes_and_notices_a_lost_block() -> None:
+    push = BlockPush(block_half=0.02, rod_radius=0.01)
+    block, goal = np.array([0.5, 0.0]), np.array([0.5, 0.3])
+    point, pushing = push.aim(np.array([0.3, -0.2]), block, goal, 0.008)
+    assert not pushing and np.allclose(point, (0.5, -0.055))  # pre-push: 2.5 cm off the face
+    push.aim(point, block, goal, 0.008)  # the rod arrived
+    point, pushing = push.aim(np.array([0.5, -0.03]), block, goal, 0.008)
+    assert pushing and point[1] > -0.03  # aims past the contact point
+    _, pushing = push.aim(np.array([0.54, -0.03]), block, goal, 0.008)  # slipped sideways
+    assert not pushing and not push.pushing
