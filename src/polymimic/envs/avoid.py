@@ -9,7 +9,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from polymimic.envs.base import TOOL_DOWN, ArmTaskEnv
+from polymimic.envs.base import TOOL_DOWN, ArmTaskEnv, step_target
 from polymimic.envs.objects import ROD_RADIUS, rod_xml
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
@@ -32,7 +32,7 @@ START_IK_ITERATIONS = 12  # IK iterations from home to a start (error < 1e-6 m, 
 MAX_STEP = 0.015  # m of target motion per control step at |action| = 1 (as in Push)
 WORKSPACE_LOW = np.array([0.30, -0.28])
 WORKSPACE_HIGH = np.array([0.76, 0.28])
-(_LOW_X, _LOW_Y), (_HIGH_X, _HIGH_Y) = WORKSPACE_LOW.tolist(), WORKSPACE_HIGH.tolist()
+_LOW, _HIGH = tuple(WORKSPACE_LOW.tolist()), tuple(WORKSPACE_HIGH.tolist())
 # Flat obstacle table: (x, y, touch distance = obstacle radius + rod radius).
 OBSTACLES = tuple(
     (x, y, r + ROD_RADIUS) for x, ys, r in zip(ROW_X, ROW_Y, ROW_RADIUS, strict=True) for y in ys
@@ -206,12 +206,7 @@ class AvoidEnv(ArmTaskEnv):
         self.target_pos = tip.copy()
 
     def _apply_action(self, action: np.ndarray) -> None:
-        # Scalar math: np.clip on two numbers costs several times more per step.
-        target = self.target_pos
-        x = float(target[0]) + MAX_STEP * float(action[0])
-        y = float(target[1]) + MAX_STEP * float(action[1])
-        target[0] = min(max(x, _LOW_X), _HIGH_X)
-        target[1] = min(max(y, _LOW_Y), _HIGH_Y)
+        step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
 
     def tip_xy(self) -> tuple[float, float]:
         """The measured tip x, y."""

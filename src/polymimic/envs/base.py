@@ -341,18 +341,22 @@ class ArmTaskEnv(gym.Env):
 # scalars, where Python floats and ``math`` are several times faster than numpy calls.
 
 
-def clip_target_xy(
+def step_target(
     target_pos: np.ndarray,
     action: np.ndarray,
     max_step: float,
-    low: np.ndarray,
-    high: np.ndarray,
+    low: tuple[float, ...],
+    high: tuple[float, ...],
 ) -> None:
-    """``target_pos[:2] += max_step * action[:2]``, clipped to ``[low, high]``, in place."""
-    x, y = target_pos[:2].tolist()
-    ax, ay = action[:2].tolist()
-    target_pos[0] = min(max(x + max_step * ax, low[0]), high[0])
-    target_pos[1] = min(max(y + max_step * ay, low[1]), high[1])
+    """``target_pos[:n] += max_step * action[:n]`` clipped to ``[low, high]``, in place.
+
+    ``n = len(low)``; ``low``/``high`` are tuples of Python floats (numpy scalars would
+    make the scalar ``min``/``max`` slower than the numpy call they replace).
+    """
+    n = len(low)
+    current, moves = target_pos[:n].tolist(), action[:n].tolist()
+    for i in range(n):
+        target_pos[i] = min(max(current[i] + max_step * moves[i], low[i]), high[i])
 
 
 def planar_pose_obs(qpos: np.ndarray, adr: int, symmetry: int = 4) -> np.ndarray:

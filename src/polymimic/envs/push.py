@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import ArmTaskEnv, clip_target_xy, planar_pose_obs
+from polymimic.envs.base import ArmTaskEnv, planar_pose_obs, step_target
 from polymimic.envs.objects import cube_xml, floor_patch_xml, rod_xml, yaw_quat
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
@@ -36,6 +36,7 @@ MAX_STEP = 0.015  # m of target motion per control step at |action| = 1
 WORKSPACE_LOW = np.array([0.28, -0.30])
 WORKSPACE_HIGH = np.array([0.76, 0.30])
 HOME_TIP = np.array([0.35, 0.0, TIP_HEIGHT])
+_LOW, _HIGH = tuple(WORKSPACE_LOW.tolist()), tuple(WORKSPACE_HIGH.tolist())
 
 
 class PushEnv(ArmTaskEnv):
@@ -140,7 +141,7 @@ class PushEnv(ArmTaskEnv):
         self._success = False
 
     def _apply_action(self, action: np.ndarray) -> None:
-        clip_target_xy(self.target_pos, action, MAX_STEP, WORKSPACE_LOW, WORKSPACE_HIGH)
+        step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
 
     def block_xy(self, block: str) -> np.ndarray:
         adr = self._block_qpos[block]

@@ -143,9 +143,11 @@ class CartesianController:
     projector ``I - J^+ J`` (a damped projector leaks into the task and leaves ~7 mm of
     steady-state error). The joint target is the measured ``q + dq`` clipped to the limits.
 
-    This runs every control step, so it is written for Python overhead, not elegance:
-    preallocated buffers, basic slices, and MuJoCo's 6x6 Cholesky routines instead of
-    ``np.linalg.solve`` (whose per-call overhead is larger than the arithmetic).
+    This runs every control step and dominates polymimic's cost on top of the physics, so
+    it is written for Python overhead rather than elegance: preallocated buffers, views
+    into ``MjData`` made once per data object, and MuJoCo's small-matrix routines
+    (``mju_cholFactor``/``mju_cholSolve``/``mju_mulMat*``), whose per-call cost is a
+    fraction of ``np.linalg.solve``'s.
     """
 
     def __init__(
@@ -161,19 +163,31 @@ class CartesianController:
         self.damping_sq = damping**2
         self.nullspace_gain = nullspace_gain
         self.rest_qpos = np.asarray(rest_qpos, dtype=np.float64)
-        self._jacp = np.zeros((3, model.nv))
-        self._jacr = np.zeros((3, model.nv))
+        self._damping_eye = self.damping_sq * np.eye(6)
+        self._full_jac = np.zeros((6, model.nv))  # rows 0-2 translation, 3-5 rotation
         self._jac = np.zeros((6, 7))
         self._err = np.zeros(6)
+        self._skew = np.zeros((3, 3))
         self._jjt = np.zeros((6, 6))
         self._factor = np.zeros((6, 6))
         self._task_dual = np.zeros(6)  # (J J^T + lambda^2 I)^-1 e
         self._null_dual = np.zeros(6)  # (J J^T)^-1 J pull
-        self._damping_eye = self.damping_sq * np.eye(6)
+        self._jac_pull = np.zeros(6)
+        self._pull = np.zeros(7)
+        self._targets = np.zeros(7)
         # Basic slices instead of fancy indexing where the arm's addresses are contiguous
         # (they are when the arm is the first body tree).
         self._dof = _as_slice(arm.dof)
         self._qpos = _as_slice(arm.qpos)
+        self._bound: mujoco.MjData | None = None
+
+    def _bind(self, data: mujoco.MjData) -> None:
+        """Views into ``data`` (they stay valid for its lifetime), made once per data."""
+        site = self.arm.site_id
+        self._site_pos = data.site_xpos[site]
+        self._site_mat = data.site_xmat[site].reshape(3, 3)
+        self._q = data.qpos[self._qpos]
+        self._bound = data
 
     def joint_targets(
         self, data: mujoco.MjData, target_pos: np.ndarray, target_rot: np.ndarray
@@ -183,33 +197,42 @@ class CartesianController:
         Args:
             data: current simulation data (kinematics must be up to date).
             target_pos: (3,) world position for the end-effector site.
-            target_rot: (3, 3) world rotation matrix for the site frame.
+            target_rot: (3, 3) C-contiguous world rotation matrix for the site frame.
+
+        Returns:
+            (7,) joint targets; a buffer reused by the next call (copy to keep it).
         """
-        site = self.arm.site_id
-        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, site)
-        jac, err = self._jac, self._err
-        jac[:3] = self._jacp[:, self._dof]
-        jac[3:] = self._jacr[:, self._dof]
-        np.subtract(target_pos, data.site_xpos[site], out=err[:3])
+        if data is not self._bound:
+            self._bind(data)
+        full, jac, err, skew = self._full_jac, self._jac, self._err, self._skew
+        mujoco.mj_jacSite(self.model, data, full[:3], full[3:], self.arm.site_id)
+        jac[:] = full[:, self._dof]
+        np.subtract(target_pos, self._site_pos, out=err[:3])
         # Small-angle orientation error 0.5 * sum_i (c_i x t_i) over the frames' axes,
-        # i.e. 0.5 * vee(T C^T - C T^T); entries (2,1), (0,2), (1,0) of the flat 3x3.
-        skew = target_rot @ data.site_xmat[site].reshape(3, 3).T
-        err[3:] = 0.5 * (skew - skew.T).ravel()[_VEE]
+        # i.e. 0.5 * vee(T C^T - C T^T).
+        mujoco.mju_mulMatMatT(skew, target_rot, self._site_mat)
+        err[3] = 0.5 * (skew[2, 1] - skew[1, 2])
+        err[4] = 0.5 * (skew[0, 2] - skew[2, 0])
+        err[5] = 0.5 * (skew[1, 0] - skew[0, 1])
         mujoco.mju_mulMatMatT(self._jjt, jac, jac)
         np.add(self._jjt, self._damping_eye, out=self._factor)
         mujoco.mju_cholFactor(self._factor, 0.0)
         mujoco.mju_cholSolve(self._task_dual, self._factor, err)
-        q = data.qpos[self._qpos]
-        pull = self.nullspace_gain * (self.rest_qpos - q)
         # Exact null-space projection of the pull: pull - J^+ J pull, J^+ = J^T (J J^T)^-1.
+        pull = self._pull
+        np.subtract(self.rest_qpos, self._q, out=pull)
+        np.multiply(pull, self.nullspace_gain, out=pull)
         self._factor[:] = self._jjt
         mujoco.mju_cholFactor(self._factor, 1e-12)
-        mujoco.mju_cholSolve(self._null_dual, self._factor, jac @ pull)
-        targets = q + pull + jac.T @ (self._task_dual - self._null_dual)
-        return np.minimum(np.maximum(targets, self.arm.lower, out=targets), self.arm.upper, out=targets)
-
-
-_VEE = np.array([7, 2, 3])
+        mujoco.mju_mulMatVec(self._jac_pull, jac, pull)
+        mujoco.mju_cholSolve(self._null_dual, self._factor, self._jac_pull)
+        np.subtract(self._task_dual, self._null_dual, out=self._task_dual)
+        targets = self._targets
+        mujoco.mju_mulMatTVec(targets, jac, self._task_dual)
+        np.add(targets, self._q, out=targets)
+        np.add(targets, pull, out=targets)
+        np.maximum(targets, self.arm.lower, out=targets)
+        return np.minimum(targets, self.arm.upper, out=targets)
 
 
 def _as_slice(indices: np.ndarray) -> slice | np.ndarray:

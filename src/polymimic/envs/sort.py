@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import ArmTaskEnv
+from polymimic.envs.base import ArmTaskEnv, step_target
 from polymimic.envs.objects import cube_xml, floor_patch_xml, rod_xml, yaw_quat
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
@@ -38,6 +38,7 @@ TIP_HEIGHT = 0.02  # m, rod axis end above the table (capsule bottom 1 cm above 
 MAX_STEP = 0.015  # m of target motion per control step at |action| = 1
 WORKSPACE_LOW = np.array([0.30, -0.33])
 WORKSPACE_HIGH = np.array([0.76, 0.33])
+_LOW, _HIGH = tuple(WORKSPACE_LOW.tolist()), tuple(WORKSPACE_HIGH.tolist())
 HOME_TIP = np.array([0.30, 0.0, TIP_HEIGHT])
 
 
@@ -210,8 +211,7 @@ class SortEnv(ArmTaskEnv):
         self._success = False
 
     def _apply_action(self, action: np.ndarray) -> None:
-        xy = self.target_pos[:2] + MAX_STEP * action
-        self.target_pos[:2] = np.clip(xy, WORKSPACE_LOW, WORKSPACE_HIGH)
+        step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
 
     def zone_membership(self) -> tuple[list[bool], list[bool]]:
         """(inside own zone, inside the other colour's zone), one bool per block index."""

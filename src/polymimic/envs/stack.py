@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import ArmTaskEnv
+from polymimic.envs.base import ArmTaskEnv, step_target
 from polymimic.envs.gripper import (
     FINGER_JOINTS,
     GRIPPER_CLOSED,
@@ -48,6 +48,7 @@ YAW_JITTER = 0.2  # rad, uniform around 0
 MAX_STEP = 0.015  # m of target motion per control step at |action| = 1, per axis
 WORKSPACE_LOW = np.array([0.28, -0.32, 0.015])
 WORKSPACE_HIGH = np.array([0.75, 0.32, 0.30])
+_LOW, _HIGH = tuple(WORKSPACE_LOW.tolist()), tuple(WORKSPACE_HIGH.tolist())
 HOME_TIP = np.array([0.42, 0.0, 0.20])
 # Success tolerances (see the class docstring).
 STACK_XY_TOL = 0.02  # m, centre offset of a cube from the one below
@@ -191,8 +192,7 @@ class StackEnv(ArmTaskEnv):
         self._order, self._settled = -1, 0
 
     def _apply_action(self, action: np.ndarray) -> None:
-        target = self.target_pos + MAX_STEP * action[:3]
-        self.target_pos = np.minimum(np.maximum(target, WORKSPACE_LOW), WORKSPACE_HIGH)
+        step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
         self.data.ctrl[7:9] = GRIPPER_CLOSED if action[3] > 0 else GRIPPER_OPEN
 
     # ----------------------------------------------------------------- progress
