@@ -41,6 +41,7 @@ DEMO_GROUPS = ("obs", "next_obs")
 
 _DEMO_NAME = re.compile(r"demo_(\d+)")
 _COMPRESS_MIN_BYTES = 1 << 16  # below this gzip costs more time than it saves space
+_IMAGE_CHUNK_FRAMES = 8
 _REGENERATE = "Regenerate it with `polymimic data generate`."
 
 PathLike = str | os.PathLike[str]
@@ -185,9 +186,19 @@ def _check_episode(episode: Episode, name: str) -> None:
 
 
 def _create(group: h5py.Group, name: str, array: np.ndarray) -> None:
-    """Create a dataset, gzip-compressed only when it is large enough to be worth it."""
+    """Create a dataset, gzip-compressed only when it is large enough to be worth it.
+
+    Image stacks (T, H, W, C) are chunked a few frames at a time, so reading one window
+    decompresses a few frames rather than h5py's default chunk shape (which can span
+    image rows across the whole episode).
+    """
     compress = array.ndim > 0 and array.nbytes >= _COMPRESS_MIN_BYTES
-    group.create_dataset(name, data=array, compression="gzip" if compress else None)
+    chunks = None
+    if compress and array.ndim == 4:
+        chunks = (min(len(array), _IMAGE_CHUNK_FRAMES), *array.shape[1:])
+    group.create_dataset(
+        name, data=array, compression="gzip" if compress else None, chunks=chunks
+    )
 
 
 def _encode_attr(demo: str, key: str, value: Any) -> Any:
