@@ -15,6 +15,7 @@ import argparse
 import collections
 import concurrent.futures
 import multiprocessing
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,8 @@ def main() -> None:
         name = row["env_id"].split("/")[-1]
         atomic_write_json(args.out / f"{name}.json", row)
     table = markdown_table(rows)
-    (args.out / "table.md").write_text(table)
+    command = "python scripts/expert_table.py " + " ".join(sys.argv[1:])
+    (args.out / "table.md").write_text(f"$ {command}\n\n{table}")
     print(table)
 
 
