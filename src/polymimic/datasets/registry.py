@@ -3,92 +3,89 @@
 A name fixes everything that decides the demos' bytes: the task and its kwargs, the
 operator population (strategy, style, skill, seed of each), how many demos each operator
 gives, and the episode seeds. Changing any of it means a new ``-vN``.
+
+The definitions live in ``datasets.named`` (``DatasetSpec`` in ``datasets.spec``); this
+module is the API: look a name up, the behaviour mix a population is expected to give, and
+where a named dataset's file lies.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from polymimic.operators.base import Operator
-from polymimic.operators.push import PUSH_SKILLS, PUSH_STRATEGIES, PUSH_STYLES
+from polymimic.datasets.named import NAMED_DATASETS
+from polymimic.datasets.spec import MAX_DATASET_SEEDS, DatasetSpec
+from polymimic.operators import task_behaviours
 from polymimic.registry import lookup
 
-# Dataset episode seeds are 0..N-1; evaluation seeds start at 10_000 (eval.rollout), so a
-# learner is never evaluated on an initial state it was trained on.
-MAX_DATASET_SEEDS = 10_000
+__all__ = [
+    "DATASETS",
+    "DATA_HOME_ENV",
+    "DEFAULT_DATA_HOME",
+    "DATASET_FILE",
+    "MAX_DATASET_SEEDS",
+    "DatasetSpec",
+    "data_home",
+    "dataset_path",
+    "dataset_spec",
+    "expected_behaviour_shares",
+]
+
 #: Environment variable naming the data home; unset, datasets go to ``DEFAULT_DATA_HOME``.
 DATA_HOME_ENV = "POLYMIMIC_DATA_HOME"
 DEFAULT_DATA_HOME = Path("~/.polymimic/datasets")
 #: Where a named dataset's file lies below ``<data home>/<name>/`` (Minari's layout).
 DATASET_FILE = Path("data") / "demos.hdf5"
 
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """Everything that defines a named dataset.
-
-    Attributes:
-        name: Minari-style id, ``polymimic/<task>/<variant>-v<N>``.
-        env_id: the gym id the demos are recorded in.
-        env_kwargs: kwargs for ``gym.make``.
-        operators: the population, in a fixed order.
-        demos_per_operator: robomimic MH uses 50.
-        description: what the mix is meant to exercise.
-    """
-
-    name: str
-    env_id: str
-    operators: tuple[Operator, ...]
-    demos_per_operator: int
-    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    description: str = ""
-
-    def episode_seed(self, operator_index: int, demo_index: int) -> int:
-        """Seed of one demo, independent of how many demos per operator are generated.
-
-        Demo-major (``demo_index * len(operators) + operator_index``) rather than
-        operator-major: a generation with fewer demos per operator then holds exactly the
-        first demos of each operator of the full dataset, so it can be checked against the
-        full dataset's manifest, and every demo is reproducible on its own.
-        """
-        seed = demo_index * len(self.operators) + operator_index
-        if seed >= MAX_DATASET_SEEDS:
-            raise ValueError(f"dataset seeds must stay below {MAX_DATASET_SEEDS} (eval seeds)")
-        return seed
-
-
-def _push_operator(op_id: str, strategy: str, style: str, skill: str, seed: int) -> Operator:
-    return Operator(op_id, PUSH_STRATEGIES[strategy], PUSH_STYLES[style], PUSH_SKILLS[skill], seed)
-
-
-PUSH_MULTI_OPERATOR_V0 = DatasetSpec(
-    name="polymimic/push/multi-operator-v0",
-    env_id="polymimic/Push-v0",
-    operators=(
-        _push_operator("op1", "red_first", "direct_fast", "better", 101),
-        _push_operator("op2", "green_first", "curved", "better", 102),
-        _push_operator("op3", "uniform", "retreat_slow", "okay", 103),
-        _push_operator("op4", "left_first", "direct_fast", "okay", 104),
-        _push_operator("op5", "uniform", "curved", "worse", 105),
-        _push_operator("op6", "right_first", "retreat_slow", "worse", 106),
-    ),
-    demos_per_operator=50,
-    description=(
-        "robomimic-MH-like mix: 2 better, 2 okay, 2 worse operators x 50 demos. Strategies "
-        "are chosen so each of the four behaviours is expected in 25% of demos; op3/op5 "
-        "share a strategy and differ in style and skill."
-    ),
-)
-
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (PUSH_MULTI_OPERATOR_V0,)}
+#: Every named dataset by name; the definitions live in ``datasets.named``.
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in NAMED_DATASETS}
 
 
 def dataset_spec(name: str) -> DatasetSpec:
     """Look a named dataset up, with an error listing the known names."""
     return lookup(DATASETS, name, "dataset")
+
+
+def expected_behaviour_shares(spec: DatasetSpec) -> dict[str, float]:
+    """Each behaviour's expected share of the demos an operator *intends*, over the dataset.
+
+    Every operator gives the same number of demos and draws each episode's behaviour from
+    its strategy, so the share of behaviour ``b`` is the mean over operators of their
+    normalised preference for it::
+
+        share(b) = (1 / K) * sum_k  w_k(b) / sum_b' w_k(b')
+
+    for K operators with strategy weights ``w_k``. These are priors over *intended*
+    behaviours: the env labels each demo by the behaviour it physically realised
+    (``other`` for most failures), so a generated file's realised shares differ, most
+    for the behaviours the worse operators prefer.
+
+    Returns:
+        Every behaviour of the task (``operators.task_behaviours``, in its order), with
+        0.0 for those no operator prefers; the shares sum to 1.
+
+    Raises:
+        ValueError: a strategy prefers a label that is not one of the task's behaviours
+            (it could never be realised as that label), or has no positive weight.
+    """
+    behaviours = task_behaviours(spec.env_id)
+    totals: Counter[str] = Counter()
+    for operator in spec.operators:
+        preferences = operator.strategy.preferences
+        unknown = sorted(set(preferences) - set(behaviours))
+        weight = sum(preferences.values())
+        if unknown or weight <= 0:
+            problem = f"prefers {unknown}" if unknown else "has no positive weight"
+            raise ValueError(
+                f"{spec.name}: operator {operator.operator_id}'s strategy "
+                f"{operator.strategy.name!r} {problem}; the behaviours of {spec.env_id} are "
+                f"{', '.join(behaviours)}"
+            )
+        for label, w in preferences.items():
+            totals[label] += w / weight / len(spec.operators)
+    return {label: totals[label] for label in behaviours}
 
 
 def data_home() -> Path:

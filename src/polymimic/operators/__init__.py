@@ -33,6 +33,9 @@ class TaskOperators:
 
     script_factory: ScriptFactory
     expert_style: Any  # the task's style dataclass instance the expert executes with
+    # Action components that move the end effector (a skill's gain and noise act on these
+    # only); None: all of them. Stack's fourth component is the gripper command.
+    motion_dims: tuple[int, ...] | None = None
 
 
 TASK_OPERATORS: dict[str, TaskOperators] = {
@@ -41,7 +44,9 @@ TASK_OPERATORS: dict[str, TaskOperators] = {
     "polymimic/Sort4-v0": TaskOperators(make_sort_script, SORT_STYLES["direct_fast"]),
     "polymimic/Sort6-v0": TaskOperators(make_sort_script, SORT_STYLES["direct_fast"]),
     "polymimic/Avoid-v0": TaskOperators(make_avoid_script, AVOID_STYLES["direct"]),
-    "polymimic/Stack-v0": TaskOperators(make_stack_script, STACK_STYLES["direct_fast"]),
+    "polymimic/Stack-v0": TaskOperators(
+        make_stack_script, STACK_STYLES["direct_fast"], motion_dims=(0, 1, 2)
+    ),
     "polymimic/Align-v0": TaskOperators(make_align_script, ALIGN_STYLES["direct_fast"]),
 }
 

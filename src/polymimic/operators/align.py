@@ -438,7 +438,16 @@ ALIGN_STYLES = {
     ),
 }
 ALIGN_SKILLS = {
-    "better": Skill("better", drift=0.002),
-    "okay": Skill("okay", drift=0.004, hesitation=0.3),
-    "worse": Skill("worse", drift=0.008, drift_time=25.0, hesitation=0.6),
+    # Calibrated on 30 episodes per quality (uniform strategy, direct_fast). Align is the
+    # most latency-sensitive task (one step of delay alone: ~55% success), so its operators
+    # differ by aim drift, gain and noise only.
+    "better": Skill("better", drift=0.002, gain_noise=0.05, action_noise=0.05),
+    "okay": Skill(
+        "okay", drift=0.007, hesitation=0.3, overshoot=0.05, gain_noise=0.15,
+        action_noise=0.3, noise_time=5.0, fumble=0.2,
+    ),
+    "worse": Skill(
+        "worse", drift=0.010, drift_time=25.0, hesitation=0.6, overshoot=0.1,
+        gain_noise=0.3, gain_time=10.0, action_noise=0.4, noise_time=4.0, fumble=0.3,
+    ),
 }

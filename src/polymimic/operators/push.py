@@ -174,7 +174,18 @@ PUSH_STYLES = {
     "curved": PushStyle("curved", speed=0.011, push_speed=0.008, bulge=0.06, clearance=0.08),
 }
 PUSH_SKILLS = {
-    "better": Skill("better", drift=0.002),
-    "okay": Skill("okay", drift=0.005, hesitation=0.3),
-    "worse": Skill("worse", drift=0.009, drift_time=25.0, hesitation=0.6),
+    # Calibrated on 30 episodes per quality (uniform strategy, direct_fast): see
+    # scripts/quality_table.py. Push fails only by running out of time, so "worse" needs a
+    # reaction delay with a large overshoot (it oscillates about its waypoints); a delay of
+    # 2 steps with any overshoot makes the deadbeat script limit-cycle (success < 55%).
+    "better": Skill("better", drift=0.002, gain_noise=0.05, action_noise=0.05),
+    "okay": Skill(
+        "okay", drift=0.006, hesitation=0.3, reaction_delay=1, overshoot=0.35,
+        gain_noise=0.2, gain_time=10.0, action_noise=0.4, noise_time=6.0, fumble=0.3,
+    ),
+    "worse": Skill(
+        "worse", drift=0.012, drift_time=25.0, hesitation=0.6, reaction_delay=1,
+        overshoot=0.4, gain_noise=0.3, gain_time=10.0, action_noise=0.6, noise_time=4.0,
+        fumble=0.5,
+    ),
 }

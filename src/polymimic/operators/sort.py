@@ -24,7 +24,7 @@ from polymimic.envs.sort import (
     ZONE_SIDE,
     ZONE_Y,
 )
-from polymimic.operators.base import Operator, SkillNoise, Strategy
+from polymimic.operators.base import Operator, Skill, SkillNoise, Strategy
 from polymimic.operators.pushing import (
     BlockPush,
     move_towards,
@@ -181,4 +181,19 @@ SORT_STYLES = {
         pause_steps=4,
     ),
     "far_first": SortStyle("far_first", speed=0.011, push_speed=0.008, pick="far_first"),
+}
+SORT_SKILLS = {
+    # One table for Sort2/4/6, calibrated on 30 episodes per quality and variant (uniform
+    # strategy, direct_fast). Every block is a chance to missort or to run late, so success
+    # falls with the number of blocks; a reaction delay costs Sort too much (okay with one
+    # step of delay: ~70% on Sort2/4), so these operators differ by drift, gain and noise.
+    "better": Skill("better", drift=0.001, gain_noise=0.05, action_noise=0.05),
+    "okay": Skill(
+        "okay", drift=0.004, hesitation=0.3, gain_noise=0.1, action_noise=0.15,
+        noise_time=5.0, fumble=0.1,
+    ),
+    "worse": Skill(
+        "worse", drift=0.0075, drift_time=25.0, hesitation=0.6, overshoot=0.15,
+        gain_noise=0.2, gain_time=10.0, action_noise=0.35, noise_time=4.0, fumble=0.4,
+    ),
 }

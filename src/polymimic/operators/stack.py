@@ -360,7 +360,17 @@ STACK_STYLES = {
     ),
 }
 STACK_SKILLS = {
-    "better": Skill("better", drift=0.001),
-    "okay": Skill("okay", drift=0.005, hesitation=0.3),
-    "worse": Skill("worse", drift=0.011, drift_time=25.0, hesitation=0.6),
+    # Calibrated on 30-50 episodes per quality (uniform strategy, direct_fast); the gripper
+    # command is never perturbed (``TaskOperators.motion_dims``). A reaction delay makes the
+    # fine grasp approach oscillate until the time limit (one step with overshoot 0.25:
+    # ~62% success, and no jerkier), so "worse" is noisier and overshoots instead.
+    "better": Skill("better", drift=0.001, gain_noise=0.05, action_noise=0.05),
+    "okay": Skill(
+        "okay", drift=0.006, hesitation=0.3, overshoot=0.1, gain_noise=0.1,
+        action_noise=0.3, fumble=0.2,
+    ),
+    "worse": Skill(
+        "worse", drift=0.009, drift_time=25.0, hesitation=0.6, overshoot=0.2,
+        gain_noise=0.25, gain_time=10.0, action_noise=0.5, noise_time=3.0, fumble=0.4,
+    ),
 }
