@@ -278,6 +278,16 @@ def _reusable_output(path: Path, spec: DatasetSpec, count: int) -> bool:
     return True
 
 
+def _metadata(spec: DatasetSpec, count: int) -> dict[str, Any]:
+    """The dataset-level metadata stored beside the demos."""
+    return {
+        "dataset_name": spec.name,
+        "description": spec.description,
+        "demos_per_operator": count,
+        "operators": [{**op.labels(), "seed": op.seed} for op in spec.operators],
+    }
+
+
 def generate_dataset(
     spec: DatasetSpec,
     path: str | os.PathLike[str],
@@ -331,13 +341,9 @@ def generate_dataset(
         if len(missing) < len(jobs):
             log.info("resuming: %d of %d demos already recorded", len(jobs) - len(missing), len(jobs))
         _record_missing(spec, missing, work_dir, workers, progress)
-        metadata = {
-            "dataset_name": spec.name,
-            "description": spec.description,
-            "demos_per_operator": count,
-            "operators": [{**op.labels(), "seed": op.seed} for op in spec.operators],
-        }
         episodes = (_load_demo(work_dir / job.filename, job) for job in jobs)
-        write_dataset(out, episodes, env_args(spec), metadata, valid_fraction=valid_fraction)
+        write_dataset(
+            out, episodes, env_args(spec), _metadata(spec, count), valid_fraction=valid_fraction
+        )
         shutil.rmtree(work_dir)
     return out
