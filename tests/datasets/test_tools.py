@@ -39,8 +39,10 @@ def test_split_with_the_generators_fraction_and_seed_reproduces_its_masks(datase
 
 def test_split_excludes_failed_demos_is_disjoint_complete_and_deterministic(dataset: Path) -> None:
     with h5py.File(dataset, "r+") as f:
+        for demo in f["data"].values():  # start from all-successful, whatever the operators did
+            demo.attrs["success"] = True
         f["data"]["demo_2"].attrs["success"] = False  # failed by attribute
-    write_masks(dataset, {"failed": ["demo_4"]})  # failed by mask
+    write_masks(dataset, {"failed": ["demo_4"]})  # failed by mask only: the mask wins
     first = split_train_valid(dataset, valid_fraction=0.5, seed=3)
     train, valid = set(first["train"]), set(first["valid"])
     assert not train & valid
@@ -159,7 +161,12 @@ def test_cli_tools_end_to_end(dataset: Path, tmp_path: Path, capsys) -> None:
     assert main(["data", "masks", str(dataset), "--by", "quality"]) == 0
     assert "mask/better: 2 demos" in capsys.readouterr().out
     assert main(["data", "split", str(dataset), "--valid-fraction", "0.5", "--seed", "1"]) == 0
-    assert "mask/valid: 3 demos" in capsys.readouterr().out
+    train, valid = get_mask(dataset, "train"), get_mask(dataset, "valid")
+    successful = 6 - len(get_mask(dataset, "failed"))
+    assert len(train) + len(valid) == successful and len(valid) == round(0.5 * successful)
+    assert f"mask/train: {len(train)} demos, mask/valid: {len(valid)} demos" in (
+        capsys.readouterr().out
+    )
     video = tmp_path / "cli.mp4"
     args = ["data", "playback", str(dataset), "--out", str(video), "--demo", "demo_0"]
     assert main([*args, "--size", "48x64", "--use-actions"]) == 0

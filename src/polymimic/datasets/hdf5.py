@@ -238,17 +238,26 @@ def _metadata_json(metadata: Mapping[str, Any]) -> str:
         raise ValueError(f"metadata must be JSON-serialisable: {exc}") from None
 
 
+def choose_valid(candidates: list[str], valid_fraction: float, seed: int) -> set[str]:
+    """The validation demos among ``candidates``: robomimic's split_train_val rule.
+
+    ``round(valid_fraction * n)`` of them, at least one once ``n >= 2`` and the fraction is
+    positive, never all of them (train is never empty); which ones is a seeded permutation.
+    """
+    n = len(candidates)
+    n_valid = int(round(valid_fraction * n))
+    if valid_fraction > 0 and n >= 2:
+        n_valid = max(n_valid, 1)
+    n_valid = min(n_valid, max(n - 1, 0))
+    return {candidates[i] for i in np.random.default_rng(seed).permutation(n)[:n_valid]}
+
+
 def _split_masks(
     records: list[tuple[str, int, dict]], valid_fraction: float, seed: int
 ) -> dict[str, list[str]]:
     """train/valid over successful demos, ``failed``, and one ``operator_<id>`` per operator."""
     successful = [name for name, _, attrs in records if attrs.get("success", True)]
-    n = len(successful)
-    n_valid = int(round(valid_fraction * n))
-    if valid_fraction > 0 and n >= 2:
-        n_valid = max(n_valid, 1)
-    n_valid = min(n_valid, max(n - 1, 0))  # never leave train empty
-    valid = {successful[i] for i in np.random.default_rng(seed).permutation(n)[:n_valid]}
+    valid = choose_valid(successful, valid_fraction, seed)
     masks = {
         "train": [s for s in successful if s not in valid],
         "valid": [s for s in successful if s in valid],

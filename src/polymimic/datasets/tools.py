@@ -22,6 +22,7 @@ from polymimic.datasets.hdf5 import (
     DatasetError,
     PathLike,
     _decode_attr,
+    choose_valid,
     demo_names,
     mask_keys,
     open_dataset,
@@ -80,16 +81,11 @@ def split_train_valid(
     if not candidates:
         scope = f"mask '{filter_key}'" if filter_key else "the file"
         raise DatasetError(f"{path}: {scope} holds no successful demo to split")
-    n = len(candidates)
-    n_valid = int(round(valid_fraction * n))
-    if valid_fraction > 0 and n >= 2:
-        n_valid = max(n_valid, 1)
-    n_valid = min(n_valid, n - 1)  # never leave train empty
-    chosen = set(np.random.default_rng(seed).permutation(n)[:n_valid].tolist())
+    chosen = choose_valid(candidates, valid_fraction, seed)
     prefix = f"{filter_key}_" if filter_key else ""
     masks = {
-        f"{prefix}train": [c for i, c in enumerate(candidates) if i not in chosen],
-        f"{prefix}valid": [c for i, c in enumerate(candidates) if i in chosen],
+        f"{prefix}train": [c for c in candidates if c not in chosen],
+        f"{prefix}valid": [c for c in candidates if c in chosen],
     }
     write_masks(path, masks)
     return masks
