@@ -86,3 +86,21 @@ def test_polymimic_io_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_file(tmp_path) -> None:
+    """mkstemp's private 0600 must not leak into users' datasets and results."""
+    import os
+    import stat
+
+    from polymimic.io import atomic_write_json
+
+    old_umask = os.umask(0o022)
+    try:
+        path = atomic_write_json(tmp_path / "new.json", {"a": 1})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        path.chmod(0o600)  # a user's own choice is kept on rewrite
+        atomic_write_json(path, {"a": 2})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        os.umask(old_umask)

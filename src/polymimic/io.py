@@ -48,12 +48,22 @@ def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[Path], None])
     tmp = Path(tmp_name)
     try:
         write_fn(tmp)
+        # mkstemp makes the file private (0600); give it the mode the user would get from
+        # a plain open() (0666 minus the umask), or keep the mode of the file it replaces.
+        os.chmod(tmp, final.stat().st_mode & 0o777 if final.exists() else _default_file_mode())
         fsync(tmp)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)  # already gone after a successful replace
     fsync(final.parent)  # makes the rename itself durable
     return final
+
+
+def _default_file_mode() -> int:
+    """0666 minus the process umask (read by setting it and putting it straight back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_json(
