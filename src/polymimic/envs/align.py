@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import ArmTaskEnv
+from polymimic.envs.base import ArmTaskEnv, unit_action_space, vector_spaces
 from polymimic.envs.objects import ROD_RADIUS, rod_xml, wrap_angle, yaw_of, yaw_quat
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
@@ -184,15 +184,10 @@ class AlignEnv(ArmTaskEnv):
         return HOME_TIP
 
     def _observation_space(self) -> gym.spaces.Dict:
-        def box(n: int) -> gym.spaces.Box:
-            return gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
-
-        return gym.spaces.Dict(
-            {"tip_pos": box(3), "tip_target": box(3), "box": box(4), "target": box(4)}
-        )
+        return vector_spaces({"tip_pos": 3, "tip_target": 3, "box": 4, "target": 4})
 
     def _action_space(self) -> gym.spaces.Box:
-        return gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        return unit_action_space(3)
 
     # ----------------------------------------------------------------- episode
     def _reset_task(self, options: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from polymimic.envs.base import TOOL_DOWN, ArmTaskEnv, step_target
+from polymimic.envs.base import TOOL_DOWN, ArmTaskEnv, step_target, unit_action_space, vector_spaces
 from polymimic.envs.objects import ROD_RADIUS, rod_xml
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
@@ -178,11 +178,10 @@ class AvoidEnv(ArmTaskEnv):
         return HOME_TIP
 
     def _observation_space(self) -> gym.spaces.Dict:
-        box = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
-        return gym.spaces.Dict({"tip_pos": box, "tip_target": box})
+        return vector_spaces({"tip_pos": 2, "tip_target": 2})
 
     def _action_space(self) -> gym.spaces.Box:
-        return gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        return unit_action_space(2)
 
     # ----------------------------------------------------------------- episode
     def _reset_task(self, options: dict[str, Any]) -> None:

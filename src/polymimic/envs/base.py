@@ -341,6 +341,18 @@ class ArmTaskEnv(gym.Env):
 # scalars, where Python floats and ``math`` are several times faster than numpy calls.
 
 
+def vector_spaces(sizes: dict[str, int]) -> gym.spaces.Dict:
+    """A ``Dict`` of unbounded float32 vectors, one per key: ``{"tip_pos": 2, ...}``."""
+    return gym.spaces.Dict(
+        {key: gym.spaces.Box(-np.inf, np.inf, (size,), np.float32) for key, size in sizes.items()}
+    )
+
+
+def unit_action_space(size: int) -> gym.spaces.Box:
+    """``Box(-1, 1, (size,), float32)``: every task's normalised action."""
+    return gym.spaces.Box(-1.0, 1.0, (size,), np.float32)
+
+
 def step_target(
     target_pos: np.ndarray,
     action: np.ndarray,

@@ -7,7 +7,13 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import ArmTaskEnv, planar_pose_obs, step_target
+from polymimic.envs.base import (
+    ArmTaskEnv,
+    planar_pose_obs,
+    step_target,
+    unit_action_space,
+    vector_spaces,
+)
 from polymimic.envs.objects import cube_xml, floor_patch_xml, rod_xml, yaw_quat
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
@@ -117,15 +123,10 @@ class PushEnv(ArmTaskEnv):
         return HOME_TIP
 
     def _observation_space(self) -> gym.spaces.Dict:
-        def box(n: int) -> gym.spaces.Box:
-            return gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
-
-        return gym.spaces.Dict(
-            {"tip_pos": box(2), "tip_target": box(2), "red_block": box(4), "green_block": box(4)}
-        )
+        return vector_spaces({"tip_pos": 2, "tip_target": 2, "red_block": 4, "green_block": 4})
 
     def _action_space(self) -> gym.spaces.Box:
-        return gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        return unit_action_space(2)
 
     def _reset_task(self, options: dict[str, Any]) -> None:
         shift_x, shift_red, shift_green = CONTEXTS[self.context]

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import ArmTaskEnv, step_target
+from polymimic.envs.base import ArmTaskEnv, step_target, unit_action_space, vector_spaces
 from polymimic.envs.objects import cube_xml, floor_patch_xml, rod_xml, yaw_quat
 from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
@@ -177,21 +177,13 @@ class SortEnv(ArmTaskEnv):
         return HOME_TIP
 
     def _observation_space(self) -> gym.spaces.Dict:
-        def box(size: int) -> gym.spaces.Box:
-            return gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
-
         per_colour = 4 * (self.num_blocks // 2)
-        return gym.spaces.Dict(
-            {
-                "tip_pos": box(2),
-                "tip_target": box(2),
-                "red_blocks": box(per_colour),
-                "blue_blocks": box(per_colour),
-            }
+        return vector_spaces(
+            {"tip_pos": 2, "tip_target": 2, "red_blocks": per_colour, "blue_blocks": per_colour}
         )
 
     def _action_space(self) -> gym.spaces.Box:
-        return gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        return unit_action_space(2)
 
     # ------------------------------------------------------------------ episode
     def _reset_task(self, options: dict[str, Any]) -> None:

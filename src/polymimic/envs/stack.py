@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from polymimic.envs.base import ArmTaskEnv, step_target
+from polymimic.envs.base import ArmTaskEnv, step_target, unit_action_space, vector_spaces
 from polymimic.envs.gripper import (
     FINGER_JOINTS,
     GRIPPER_CLOSED,
@@ -168,15 +168,12 @@ class StackEnv(ArmTaskEnv):
         return HOME_TIP
 
     def _observation_space(self) -> gym.spaces.Dict:
-        def box(n: int) -> gym.spaces.Box:
-            return gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
-
-        spaces = {"tip_pos": box(3), "tip_target": box(3), "gripper": box(2)}
-        spaces.update({f"{b}_block": box(5) for b in BLOCKS})
-        return gym.spaces.Dict(spaces)
+        return vector_spaces(
+            {"tip_pos": 3, "tip_target": 3, "gripper": 2, **{f"{b}_block": 5 for b in BLOCKS}}
+        )
 
     def _action_space(self) -> gym.spaces.Box:
-        return gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+        return unit_action_space(4)
 
     # ----------------------------------------------------------------- episode
     def _reset_task(self, options: dict[str, Any]) -> None:
