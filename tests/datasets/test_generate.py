@@ -170,6 +170,14 @@ def test_finished_output_is_reused_or_replaced_only_on_request(
     assert not work_dir_for(out).exists()
     with pytest.raises(GenerationError, match="with 1 demos per operator, not .* with 2.*overwrite"):
         generate_dataset(SPEC, out, 2, if_exists="reuse")
+    # Same name and count, but one operator's skill recalibrated: the file is stale.
+    first = SPEC.operators[0]
+    recalibrated = dataclasses.replace(
+        SPEC, operators=(dataclasses.replace(first, skill=dataclasses.replace(
+            first.skill, drift=first.skill.drift + 0.001)), *SPEC.operators[1:]),
+    )
+    with pytest.raises(GenerationError, match="other parameters.*operator_definitions.*overwrite"):
+        generate_dataset(recalibrated, out, 1, if_exists="reuse")
     generate_dataset(SPEC, out, 1, if_exists="overwrite")  # regenerates identically
     assert out.read_bytes() == before[0] and out.stat().st_mtime_ns != before[1]
 

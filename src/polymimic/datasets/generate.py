@@ -112,6 +112,9 @@ def generation_params(spec: DatasetSpec, demos_per_operator: int) -> dict[str, A
         "env_id": spec.env_id,
         "env_kwargs": dict(spec.env_kwargs),
         "operators": [{**op.labels(), "seed": op.seed} for op in spec.operators],
+        # Full definitions (strategy weights, style and skill parameters): a recalibrated
+        # skill keeps its label but changes every demo.
+        "operator_definitions": [repr(op) for op in spec.operators],
         "versions": {k: versions.get(k) for k in PINNED_VERSIONS},
     }
     return json.loads(json.dumps(params))  # tuples -> lists, as it reads back from JSON
@@ -275,6 +278,13 @@ def _reusable_output(path: Path, spec: DatasetSpec, count: int) -> bool:
             f"{path} exists and holds dataset {found[0]!r} with {found[1]} demos per operator, "
             f"not {spec.name!r} with {count}. {fix}"
         )
+    recorded, current = metadata.get("generation", {}), generation_params(spec, count)
+    changed = sorted(k for k in current if recorded.get(k) != current[k])
+    if changed:
+        raise GenerationError(
+            f"{path} holds {spec.name!r} made with other parameters or library versions "
+            f"(differs in: {', '.join(changed)}), e.g. by an older polymimic. {fix}"
+        )
     return True
 
 
@@ -285,6 +295,7 @@ def _metadata(spec: DatasetSpec, count: int) -> dict[str, Any]:
         "description": spec.description,
         "demos_per_operator": count,
         "operators": [{**op.labels(), "seed": op.seed} for op in spec.operators],
+        "generation": generation_params(spec, count),  # what reusing the file requires
     }
 
 
