@@ -349,12 +349,8 @@ def evaluate(
         write_video(video_path, frames, fps)
     return {
         "format_version": EVAL_INFO_FORMAT_VERSION,
-        "env": {
-            "id": env_id,
-            "kwargs": dict(env_kwargs or {}),
-            "behaviours": behaviours,
-            "max_episode_steps": max_steps,
-        },
+        "env": {"id": env_id, "kwargs": dict(env_kwargs or {}), "behaviours": behaviours,
+                "max_episode_steps": max_steps},
         "policy": _policy_info(policy),
         "seeds": seeds,
         "per_episode": [r.to_dict() for r in records],
