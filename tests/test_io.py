@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polymimic.io import atomic_write, atomic_write_json, library_versions
+from polymimic.io import atomic_write, atomic_write_json, library_versions, write_mp4
 
 
 def test_atomic_write_replaces_file_via_temp_in_same_directory(tmp_path):
@@ -70,7 +70,7 @@ def test_atomic_write_json_default_and_unserialisable(tmp_path):
 def test_library_versions_keys_and_values():
     versions = library_versions()
     assert set(versions) == {
-        "python", "numpy", "torch", "mujoco", "gymnasium", "h5py", "polymimic",
+        "python", "numpy", "numba", "torch", "mujoco", "gymnasium", "h5py", "polymimic",
         "platform", "machine",
     }  # fmt: skip
     assert versions["python"] == platform.python_version()
@@ -104,3 +104,23 @@ def test_atomic_write_gives_the_permissions_of_a_plain_file(tmp_path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     finally:
         os.umask(old_umask)
+
+
+def test_write_mp4_without_ffmpeg_backend_is_one_clear_error(tmp_path, monkeypatch):
+    # sys.modules[name] = None makes `import name` raise ImportError, as on a machine
+    # without imageio-ffmpeg (imageio would otherwise pick its TIFF writer for the suffix).
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    frames = [np.zeros((8, 8, 3), np.uint8)]
+    with pytest.raises(RuntimeError, match="needs imageio and imageio-ffmpeg"):
+        write_mp4(tmp_path / "v.mp4", frames, fps=10)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_write_mp4_streams_frames_and_keeps_the_size(tmp_path):
+    import imageio.v3 as iio
+
+    frames = (np.full((34, 46, 3), 40 * i, np.uint8) for i in range(5))  # a generator
+    assert write_mp4(tmp_path / "v.mp4", frames, fps=10) == 5
+    video = iio.imread(tmp_path / "v.mp4")
+    assert video.shape == (5, 34, 46, 3)
+    assert video[4].mean() > video[1].mean() + 60

@@ -16,12 +16,12 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 #: Packages whose versions ``library_versions`` records (None when not installed).
-VERSIONED_PACKAGES = ("numpy", "torch", "mujoco", "gymnasium", "h5py", "polymimic")
+VERSIONED_PACKAGES = ("numpy", "numba", "torch", "mujoco", "gymnasium", "h5py", "polymimic")
 
 
 def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[Path], None]) -> Path:
@@ -121,3 +121,41 @@ def library_versions() -> dict[str, str | None]:
     versions["platform"] = platform.platform()
     versions["machine"] = platform.machine()
     return versions
+
+
+def write_mp4(path: str | os.PathLike[str], frames: Iterable[Any], fps: float) -> int:
+    """Write RGB frames (H x W x 3 uint8) to an H.264 mp4 as they come, atomically.
+
+    Frames are streamed to the encoder, so a long playback never holds them all in memory.
+    The size is kept exactly (``macro_block_size=2``: yuv420p only needs even sides; the
+    default 16 would rescale and blur e.g. 84x84 renders).
+
+    Returns:
+        The number of frames written.
+
+    Raises:
+        RuntimeError: if imageio's ffmpeg backend (``imageio-ffmpeg``) is not installed;
+            without it imageio would pick another writer for the suffix and fail obscurely.
+        ValueError: if there are no frames.
+    """
+    try:
+        import imageio.v2 as imageio  # local: only videos need imageio and ffmpeg
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError(
+            f"writing {path} needs imageio and imageio-ffmpeg ({exc}): "
+            "pip install imageio imageio-ffmpeg, or ask for no video"
+        ) from None
+    count = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with imageio.get_writer(tmp, format="FFMPEG", fps=fps, macro_block_size=2) as writer:
+            for frame in frames:
+                writer.append_data(frame)
+                count += 1
+        if count == 0:
+            raise ValueError(f"no frames to write to {path}")
+
+    atomic_write(path, write)
+    return count

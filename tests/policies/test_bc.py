@@ -53,7 +53,9 @@ def make_policy(dataset: WindowDataset, **overrides: object) -> BCPolicy:
 
 def full_loss(policy: BCPolicy, dataset: WindowDataset) -> float:
     with torch.no_grad():
-        return float(policy.compute_loss(dataset.get_batch(np.arange(len(dataset))))["loss"])
+        device = next(policy.parameters()).device  # train() moves it to cuda when there is one
+        batch = {k: v.to(device) for k, v in dataset.get_batch(np.arange(len(dataset))).items()}
+        return float(policy.compute_loss(batch)["loss"])
 
 
 def test_registered_and_shapes(h5_path: Path) -> None:

@@ -46,7 +46,7 @@ WORK_DIR_SUFFIX = ".partial"
 PARAMS_FILE = "params.json"
 LOCK_FILE = "lock"
 #: Library versions that change a demo's bytes; demos recorded under others are not mixed in.
-PINNED_VERSIONS = ("polymimic", "mujoco", "numpy", "gymnasium")
+PINNED_VERSIONS = ("polymimic", "mujoco", "numba", "numpy", "gymnasium")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 log = logging.getLogger(__name__)

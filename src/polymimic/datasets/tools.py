@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from polymimic.datasets.hdf5 import (
     open_dataset,
     write_masks,
 )
-from polymimic.io import atomic_write
+from polymimic.io import write_mp4
 
 #: Masks the generator writes and learners select by; ``masks_from_attribute`` refuses to
 #: replace them unless forced, so a typo in ``--prefix`` cannot silently change a training set.
@@ -285,31 +285,7 @@ def playback(
 
     try:
         fps = (env.metadata.get("render_fps") or 20) / video_skip
-        count = _stream_mp4(video, frames(), fps)
+        count = write_mp4(video, frames(), fps)
     finally:
         env.close()
     return PlaybackResult(Path(video), names, count, divergence[0] if use_actions else None)
-
-
-def _stream_mp4(path: PathLike, frames: Iterable[np.ndarray], fps: float) -> int:
-    """Write frames to an H.264 mp4 as they come, atomically; return how many.
-
-    Not ``eval.rollout.write_video``, which needs every frame in memory first: a playback
-    of a few hundred demos at 240x320 would hold gigabytes. Same encoder settings.
-    """
-    import imageio.v2 as imageio  # local: only playback needs ffmpeg
-
-    count = 0
-
-    def write(tmp: Path) -> None:
-        nonlocal count
-        # macro_block_size=2: keep the exact size (yuv420p only needs even sides).
-        with imageio.get_writer(tmp, fps=fps, macro_block_size=2) as writer:
-            for frame in frames:
-                writer.append_data(frame)
-                count += 1
-        if count == 0:
-            raise ValueError(f"no frames to write to {path}")
-
-    atomic_write(path, write)
-    return count

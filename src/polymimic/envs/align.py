@@ -202,9 +202,9 @@ class AlignEnv(ArmTaskEnv):
         self._progress[:] = (0.0, 0.0, x, y, yaw, -1.0, 0.0)
         self._cache_target()
 
-    def _apply_action(self, action: np.ndarray) -> None:
+    def _apply_action(self, action: list[float]) -> None:
         # Scalar math: np.clip on a 3-vector costs more than the rest of this step's task code.
-        (x0, y0, z0), (ax, ay, az) = self.target_pos.tolist(), action.tolist()
+        (x0, y0, z0), (ax, ay, az) = self.target_pos.tolist(), action
         x = min(max(x0 + MAX_STEP * ax, _X_RANGE[0]), _X_RANGE[1])
         y = min(max(y0 + MAX_STEP * ay, _Y_RANGE[0]), _Y_RANGE[1])
         z = min(max(z0 + MAX_STEP * az, TIP_LOW), TIP_HIGH)
@@ -240,7 +240,7 @@ class AlignEnv(ArmTaskEnv):
 
     def _rod_side_of(self, x: float, y: float, yaw: float) -> int:
         """``rod_side`` for a box at x, y, yaw (the pose already read this step)."""
-        tip = self.data.site_xpos[self.arm.site_id]
+        tip = self.measured_tip
         if float(tip[2]) - ROD_RADIUS >= WALL_HEIGHT:
             return -1
         dx, dy = float(tip[0]) - x, float(tip[1]) - y
@@ -292,7 +292,7 @@ class AlignEnv(ArmTaskEnv):
     def _get_obs(self) -> dict[str, np.ndarray]:
         x, y, yaw = self.box_pose()
         return {
-            "tip_pos": self.data.site_xpos[self.arm.site_id].astype(np.float32),
+            "tip_pos": self.measured_tip.astype(np.float32),
             "tip_target": self.target_pos.astype(np.float32),
             "box": np.array([x, y, math.sin(2 * yaw), math.cos(2 * yaw)], dtype=np.float32),
             "target": self._target_obs.copy(),

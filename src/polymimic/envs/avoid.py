@@ -198,19 +198,18 @@ class AvoidEnv(ArmTaskEnv):
         data, qpos = self.data, self.arm.qpos
         for _ in range(START_IK_ITERATIONS):
             mujoco.mj_kinematics(self.model, data)
-            mujoco.mj_comPos(self.model, data)
             data.qpos[qpos] = self.controller.joint_targets(data, tip, TOOL_DOWN)
         mujoco.mj_kinematics(self.model, data)
         data.ctrl[:7] = data.qpos[qpos]
         self.target_pos = tip.copy()
 
-    def _apply_action(self, action: np.ndarray) -> None:
+    def _apply_action(self, action: list[float]) -> None:
         step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
 
     def tip_xy(self) -> tuple[float, float]:
         """The measured tip x, y."""
-        tip = self.data.site_xpos[self.arm.site_id]
-        return float(tip[0]), float(tip[1])
+        x, y, _ = self.measured_tip.tolist()
+        return x, y
 
     def _update_task(self) -> tuple[float, bool, dict[str, Any]]:
         (x0, y0), (x1, y1) = self._prev_tip, self.tip_xy()
@@ -222,17 +221,15 @@ class AvoidEnv(ArmTaskEnv):
             self._collided = self._touched(x0, y0, x1, y1)
         self._prev_tip = [x1, y1]
         self._success = x1 >= FINISH_X and not self._collided
-        info = {
-            "collided": self._collided,
-            "rows_crossed": sum(1 for g in self._gaps if g >= 0),
-        }
+        info = {"collided": self._collided, "rows_crossed": len(ROW_X) - self._gaps.count(-1)}
         return float(self._success), self._success, info
 
     def _touched(self, x0: float, y0: float, x1: float, y1: float) -> bool:
         """Whether the rod touched an obstacle during the step (see the class docstring)."""
+        low_x, high_x = (x0, x1) if x0 < x1 else (x1, x0)
         for ox, oy, reach in OBSTACLES:
             # Cheap reject first: most steps are far from every obstacle.
-            if min(x0, x1) - reach < ox < max(x0, x1) + reach:
+            if low_x - reach < ox < high_x + reach:
                 if _segment_point_distance(x0, y0, x1, y1, ox, oy) < reach:
                     return True
         if self.data.ncon:  # rare: the rod touches nothing else (the arm does not collide)
@@ -250,7 +247,7 @@ class AvoidEnv(ArmTaskEnv):
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         return {
-            "tip_pos": self.data.site_xpos[self.arm.site_id][:2].astype(np.float32),
+            "tip_pos": self.measured_tip[:2].astype(np.float32),
             "tip_target": self.target_pos[:2].astype(np.float32),
         }
 

@@ -79,11 +79,7 @@ class ArmTaskEnv(gym.Env):
         self.obs_mode = obs_mode
         self.cameras = tuple(cameras) if "rgb" in obs_mode else ()
         self.camera_height, self.camera_width = camera_height, camera_width
-        self.model = mujoco.MjModel.from_xml_string(self._model_xml())
-        self.model.opt.timestep = self.physics_timestep
-        self.data = mujoco.MjData(self.model)
-        self.arm = ArmIndices.from_model(self.model, "tip")
-        self.controller = CartesianController(self.model, self.arm)
+        self._build_simulation()
         self.home_qpos = self._home_qpos()
         self.target_pos = np.zeros(3)  # the controller's Cartesian target (part of the state)
         self.context = 0
@@ -92,9 +88,8 @@ class ArmTaskEnv(gym.Env):
         self._state_size = mujoco.mj_stateSize(self.model, _STATE_SPEC)
         self.observation_space = self._compose_observation_space()
         self.action_space = self._action_space()
-        # float64 copies: step() clips with them every control step.
-        self._action_low = self.action_space.low.astype(np.float64)
-        self._action_high = self.action_space.high.astype(np.float64)
+        # Python floats: step() clips with them every control step.
+        self._action_bounds = (self.action_space.low.tolist(), self.action_space.high.tolist())
         self._action_shape = self.action_space.shape
 
     # ----------------------------------------------------------------- hooks for tasks
@@ -129,8 +124,9 @@ class ArmTaskEnv(gym.Env):
         and clear task progress."""
         raise NotImplementedError
 
-    def _apply_action(self, action: np.ndarray) -> None:
-        """Turn an action into a new ``self.target_pos`` (and gripper command, if any)."""
+    def _apply_action(self, action: list[float]) -> None:
+        """Turn an action (clipped to the action space) into a new ``self.target_pos`` (and
+        gripper command, if any)."""
         raise NotImplementedError
 
     def _update_task(self) -> tuple[float, bool, dict[str, Any]]:
@@ -216,22 +212,42 @@ class ArmTaskEnv(gym.Env):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        action = np.array(action, dtype=np.float64)  # a copy: clipped in place below
+        if not (isinstance(action, np.ndarray) and action.dtype.kind == "f"):
+            action = np.asarray(action, dtype=np.float64)
         if action.shape != self._action_shape:
             raise ValueError(f"action shape {action.shape} != {self._action_shape}")
-        np.minimum(np.maximum(action, self._action_low, out=action), self._action_high, out=action)
-        self._apply_action(action)
-        self.data.ctrl[:7] = self.controller.joint_targets(
+        # Clipped as Python floats: for 2-4 numbers that is cheaper than numpy calls, and
+        # float32 -> float gives exactly the float64 values numpy would.
+        lows, highs = self._action_bounds
+        self._apply_action(
+            [
+                min(max(value, low), high)
+                for value, low, high in zip(action.tolist(), lows, highs, strict=True)
+            ]
+        )
+        self.arm_ctrl[:] = self.controller.joint_targets(
             self.data, self.target_pos, self._target_rotation()
         )
-        mujoco.mj_step(self.model, self.data, nstep=self.substeps)
-        # mj_step leaves kinematics one substep stale; refresh them so the observation and
-        # the next IK see the configuration the physics ended in, exactly as reset_to's
-        # mj_forward does (replayed observations then match recorded ones).
-        mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mj_comPos(self.model, self.data)
+        self._advance_physics()
         reward, success, extras = self._update_task()
         return self._observe(), reward, success, False, self._info(success, extras)
+
+    def _advance_physics(self) -> None:
+        """Run ``substeps`` physics steps, leaving the position/velocity stage of the next
+        one computed.
+
+        MuJoCo's split step: ``mj_step1`` computes everything that depends on positions and
+        velocities (kinematics, contacts), ``mj_step2`` the forces and the integration.
+        Ending a control step with ``mj_step1`` gives the observation, the IK and the task's
+        contact checks the configuration the physics ended in (a plain ``mj_step`` leaves
+        them one substep stale), and the next control step starts with the matching
+        ``mj_step2``, so the physics does exactly the work of ``mj_step(nstep=substeps)``.
+        Precondition: that stage is current (``reset``/``reset_to`` end in ``mj_forward``).
+        """
+        mujoco.mj_step2(self.model, self.data)
+        if self.substeps > 1:
+            mujoco.mj_step(self.model, self.data, nstep=self.substeps - 1)
+        mujoco.mj_step1(self.model, self.data)
 
     def _info(self, success: bool, extras: dict[str, Any]) -> dict[str, Any]:
         return {"success": bool(success), "behaviour": self.behaviour(), "context": self.context, **extras}
@@ -321,19 +337,28 @@ class ArmTaskEnv(gym.Env):
         state = self.__dict__.copy()
         state["_renderer"] = None
         state["_camera_renderer"] = None
-        state["model"] = None
-        state["data"] = None
+        for rebuilt in ("model", "data", "controller", "arm_ctrl", "measured_tip"):
+            state[rebuilt] = None  # _build_simulation makes them again
         state["_sim_state"] = self.get_state()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         sim_state = state.pop("_sim_state")
         self.__dict__.update(state)
+        self._build_simulation()
+        self.reset_to(sim_state)
+
+    def _build_simulation(self) -> None:
+        """Compile the model; make its data, the controller, and views into the data."""
         self.model = mujoco.MjModel.from_xml_string(self._model_xml())
         self.model.opt.timestep = self.physics_timestep
         self.data = mujoco.MjData(self.model)
+        self.arm = ArmIndices.from_model(self.model, "tip")
         self.controller = CartesianController(self.model, self.arm)
-        self.reset_to(sim_state)
+        # Views made once: MjData's attributes build a new array on every access, which
+        # shows in a step that costs tens of microseconds. They live as long as the data.
+        self.arm_ctrl = self.data.ctrl[:7]
+        self.measured_tip = self.data.site_xpos[self.arm.site_id]  # live view, world (3,)
 
 
 # --------------------------------------------------------------------- per-step helpers
@@ -355,7 +380,7 @@ def unit_action_space(size: int) -> gym.spaces.Box:
 
 def step_target(
     target_pos: np.ndarray,
-    action: np.ndarray,
+    action: list[float],
     max_step: float,
     low: tuple[float, ...],
     high: tuple[float, ...],
@@ -366,9 +391,9 @@ def step_target(
     make the scalar ``min``/``max`` slower than the numpy call they replace).
     """
     n = len(low)
-    current, moves = target_pos[:n].tolist(), action[:n].tolist()
+    current = target_pos[:n].tolist()
     for i in range(n):
-        target_pos[i] = min(max(current[i] + max_step * moves[i], low[i]), high[i])
+        target_pos[i] = min(max(current[i] + max_step * action[i], low[i]), high[i])
 
 
 def planar_pose_obs(qpos: np.ndarray, adr: int, symmetry: int = 4) -> np.ndarray:

@@ -141,7 +141,7 @@ class PushEnv(ArmTaskEnv):
         self._first[:] = -1.0
         self._success = False
 
-    def _apply_action(self, action: np.ndarray) -> None:
+    def _apply_action(self, action: list[float]) -> None:
         step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
 
     def block_xy(self, block: str) -> np.ndarray:

@@ -15,6 +15,8 @@ import math
 import mujoco
 import numpy as np
 
+from polymimic.envs.ik import dls_joint_targets
+
 # (a [m], d [m], alpha [rad], lower limit, upper limit) per joint; REFERENCES.md.
 PANDA_DH: tuple[tuple[float, float, float, float, float], ...] = (
     (0.0, 0.333, 0.0, -2.8973, 2.8973),
@@ -117,8 +119,9 @@ def arm_actuators_xml() -> str:
 class ArmIndices:
     """Addresses of the arm inside a compiled model, looked up once."""
 
-    qpos: np.ndarray  # qpos addresses of the 7 arm joints
-    dof: np.ndarray  # dof addresses of the 7 arm joints
+    joints: slice  # ids of the 7 arm joints (consecutive: the arm is the first body tree)
+    qpos: slice  # their qpos addresses
+    dof: slice  # their dof addresses
     lower: np.ndarray
     upper: np.ndarray
     site_id: int  # the end-effector site the controller moves
@@ -127,12 +130,21 @@ class ArmIndices:
     def from_model(cls, model: mujoco.MjModel, site: str) -> ArmIndices:
         ids = [model.joint(name).id for name in ARM_JOINTS]
         return cls(
-            qpos=np.array([model.jnt_qposadr[i] for i in ids]),
-            dof=np.array([model.jnt_dofadr[i] for i in ids]),
+            joints=_consecutive(ids, "joint ids"),
+            qpos=_consecutive([model.jnt_qposadr[i] for i in ids], "qpos addresses"),
+            dof=_consecutive([model.jnt_dofadr[i] for i in ids], "dof addresses"),
             lower=np.array([model.jnt_range[i][0] for i in ids]),
             upper=np.array([model.jnt_range[i][1] for i in ids]),
             site_id=model.site(site).id,
         )
+
+
+def _consecutive(indices: list[int], what: str) -> slice:
+    """``indices`` as a slice; the controller reads the arm through views, which need one."""
+    start = int(indices[0])
+    if [int(i) for i in indices] != list(range(start, start + len(indices))):
+        raise ValueError(f"the arm's {what} {indices} are not consecutive: build the arm first")
+    return slice(start, start + len(indices))
 
 
 class CartesianController:
@@ -140,14 +152,12 @@ class CartesianController:
 
     Each control step: ``dq = J^T (J J^T + lambda^2 I)^-1 e`` for the 6-D pose error ``e``,
     plus a pull towards the neutral pose projected into the null space with the exact
-    projector ``I - J^+ J`` (a damped projector leaks into the task and leaves ~7 mm of
-    steady-state error). The joint target is the measured ``q + dq`` clipped to the limits.
+    projector ``I - J^+ J`` (``polymimic.envs.ik.dls_joint_targets`` has the formula). The
+    joint target is the measured ``q + dq`` clipped to the limits.
 
-    This runs every control step and dominates polymimic's cost on top of the physics, so
-    it is written for Python overhead rather than elegance: preallocated buffers, views
-    into ``MjData`` made once per data object, and MuJoCo's small-matrix routines
-    (``mju_cholFactor``/``mju_cholSolve``/``mju_mulMat*``), whose per-call cost is a
-    fraction of ``np.linalg.solve``'s.
+    This runs every control step, so the arithmetic is one compiled kernel reading views
+    into ``MjData`` that are made once per data object. It needs the kinematics
+    (``mj_kinematics``) of the current configuration, nothing else.
     """
 
     def __init__(
@@ -163,30 +173,21 @@ class CartesianController:
         self.damping_sq = damping**2
         self.nullspace_gain = nullspace_gain
         self.rest_qpos = np.asarray(rest_qpos, dtype=np.float64)
-        self._damping_eye = self.damping_sq * np.eye(6)
-        self._full_jac = np.zeros((6, model.nv))  # rows 0-2 translation, 3-5 rotation
-        self._jac = np.zeros((6, 7))
-        self._err = np.zeros(6)
-        self._skew = np.zeros((3, 3))
-        self._jjt = np.zeros((6, 6))
-        self._factor = np.zeros((6, 6))
-        self._task_dual = np.zeros(6)  # (J J^T + lambda^2 I)^-1 e
-        self._null_dual = np.zeros(6)  # (J J^T)^-1 J pull
-        self._jac_pull = np.zeros(6)
-        self._pull = np.zeros(7)
+        self._limits_rest = np.stack([arm.lower, arm.upper, self.rest_qpos])
+        self._gains = np.array([nullspace_gain, self.damping_sq])
         self._targets = np.zeros(7)
-        # Basic slices instead of fancy indexing where the arm's addresses are contiguous
-        # (they are when the arm is the first body tree).
-        self._dof = _as_slice(arm.dof)
-        self._qpos = _as_slice(arm.qpos)
         self._bound: mujoco.MjData | None = None
 
     def _bind(self, data: mujoco.MjData) -> None:
         """Views into ``data`` (they stay valid for its lifetime), made once per data."""
-        site = self.arm.site_id
-        self._site_pos = data.site_xpos[site]
-        self._site_mat = data.site_xmat[site].reshape(3, 3)
-        self._q = data.qpos[self._qpos]
+        site, joints = self.arm.site_id, self.arm.joints
+        self._views = (
+            data.xaxis[joints],
+            data.xanchor[joints],
+            data.site_xpos[site],
+            data.site_xmat[site],
+            data.qpos[self.arm.qpos],
+        )
         self._bound = data
 
     def joint_targets(
@@ -196,51 +197,27 @@ class CartesianController:
 
         Args:
             data: current simulation data (kinematics must be up to date).
-            target_pos: (3,) world position for the end-effector site.
-            target_rot: (3, 3) C-contiguous world rotation matrix for the site frame.
+            target_pos: (3,) float64 world position for the end-effector site.
+            target_rot: (3, 3) float64 world rotation matrix for the site frame.
 
         Returns:
             (7,) joint targets; a buffer reused by the next call (copy to keep it).
         """
         if data is not self._bound:
             self._bind(data)
-        full, jac, err, skew = self._full_jac, self._jac, self._err, self._skew
-        mujoco.mj_jacSite(self.model, data, full[:3], full[3:], self.arm.site_id)
-        jac[:] = full[:, self._dof]
-        np.subtract(target_pos, self._site_pos, out=err[:3])
-        # Small-angle orientation error 0.5 * sum_i (c_i x t_i) over the frames' axes,
-        # i.e. 0.5 * vee(T C^T - C T^T).
-        mujoco.mju_mulMatMatT(skew, target_rot, self._site_mat)
-        err[3] = 0.5 * (skew[2, 1] - skew[1, 2])
-        err[4] = 0.5 * (skew[0, 2] - skew[2, 0])
-        err[5] = 0.5 * (skew[1, 0] - skew[0, 1])
-        mujoco.mju_mulMatMatT(self._jjt, jac, jac)
-        np.add(self._jjt, self._damping_eye, out=self._factor)
-        mujoco.mju_cholFactor(self._factor, 0.0)
-        mujoco.mju_cholSolve(self._task_dual, self._factor, err)
-        # Exact null-space projection of the pull: pull - J^+ J pull, J^+ = J^T (J J^T)^-1.
-        pull = self._pull
-        np.subtract(self.rest_qpos, self._q, out=pull)
-        np.multiply(pull, self.nullspace_gain, out=pull)
-        self._factor[:] = self._jjt
-        mujoco.mju_cholFactor(self._factor, 1e-12)
-        mujoco.mju_mulMatVec(self._jac_pull, jac, pull)
-        mujoco.mju_cholSolve(self._null_dual, self._factor, self._jac_pull)
-        np.subtract(self._task_dual, self._null_dual, out=self._task_dual)
-        targets = self._targets
-        mujoco.mju_mulMatTVec(targets, jac, self._task_dual)
-        np.add(targets, self._q, out=targets)
-        np.add(targets, pull, out=targets)
-        np.maximum(targets, self.arm.lower, out=targets)
-        return np.minimum(targets, self.arm.upper, out=targets)
-
-
-def _as_slice(indices: np.ndarray) -> slice | np.ndarray:
-    """``indices`` as a slice when they are consecutive, else unchanged."""
-    start = int(indices[0])
-    if np.array_equal(indices, np.arange(start, start + len(indices))):
-        return slice(start, start + len(indices))
-    return indices
+        axes, anchors, site_pos, site_mat, q = self._views
+        return dls_joint_targets(
+            axes,
+            anchors,
+            site_pos,
+            site_mat,
+            q,
+            target_pos,
+            target_rot,
+            self._limits_rest,
+            self._gains,
+            self._targets,
+        )
 
 
 def solve_home_qpos(
@@ -259,7 +236,6 @@ def solve_home_qpos(
     controller = CartesianController(model, arm)
     for _ in range(iterations):
         mujoco.mj_kinematics(model, data)
-        mujoco.mj_comPos(model, data)
         data.qpos[arm.qpos] = controller.joint_targets(data, target_pos, target_rot)
     mujoco.mj_kinematics(model, data)
     error = np.linalg.norm(data.site_xpos[arm.site_id] - target_pos)

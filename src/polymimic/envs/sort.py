@@ -202,7 +202,7 @@ class SortEnv(ArmTaskEnv):
         self._missorted = False
         self._success = False
 
-    def _apply_action(self, action: np.ndarray) -> None:
+    def _apply_action(self, action: list[float]) -> None:
         step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
 
     def zone_membership(self) -> tuple[list[bool], list[bool]]:
@@ -248,7 +248,7 @@ class SortEnv(ArmTaskEnv):
         blocks = np.array(rows, dtype=np.float32)
         half = self.num_blocks // 2
         return {
-            "tip_pos": self.data.site_xpos[self.arm.site_id][:2].astype(np.float32),
+            "tip_pos": self.measured_tip[:2].astype(np.float32),
             "tip_target": self.target_pos[:2].astype(np.float32),
             "red_blocks": blocks[:half].reshape(-1),
             "blue_blocks": blocks[half:].reshape(-1),

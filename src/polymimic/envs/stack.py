@@ -188,7 +188,7 @@ class StackEnv(ArmTaskEnv):
         self.data.ctrl[7:9] = GRIPPER_OPEN
         self._order, self._settled = -1, 0
 
-    def _apply_action(self, action: np.ndarray) -> None:
+    def _apply_action(self, action: list[float]) -> None:
         step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
         self.data.ctrl[7:9] = GRIPPER_CLOSED if action[3] > 0 else GRIPPER_OPEN
 
@@ -268,7 +268,7 @@ class StackEnv(ArmTaskEnv):
         # One float32 array built from Python floats, then sliced into the keys: a handful
         # of tiny numpy calls per key would cost more than the numbers themselves.
         data = self.data
-        values = data.site_xpos[self.arm.site_id].tolist() + self.target_pos.tolist()
+        values = self.measured_tip.tolist() + self.target_pos.tolist()
         closed = 1.0 if data.ctrl[7] < 0.5 * GRIPPER_OPEN else 0.0
         values += (self.gripper_opening(), closed)
         for x, y, z, w, _, _, qz in data.qpos[self._block_qpos].tolist():

@@ -39,7 +39,7 @@ import numpy as np
 
 from polymimic.datasets.obs import flatten_obs
 from polymimic.eval import metrics
-from polymimic.io import atomic_write, atomic_write_json, library_versions
+from polymimic.io import atomic_write_json, library_versions, write_mp4
 
 # Seed ranges. Dataset generation seeds episodes from 0 upwards, so evaluating on those seeds
 # would replay the exact initial states the learner was trained on and overstate success.
@@ -361,19 +361,12 @@ def evaluate(
 
 
 def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float) -> None:
-    """Write frames to an mp4 (H.264 via imageio-ffmpeg), atomically.
+    """Write frames to an mp4 (H.264 via imageio-ffmpeg), atomically (``io.write_mp4``).
 
     Raises:
         ValueError: if there are no frames.
     """
-    import imageio.v2 as imageio  # local: only evaluation with video needs ffmpeg
-
-    if not frames:
-        raise ValueError(f"no frames to write to {path}")
-    # yuv420p needs even sizes; imageio's default block of 16 would rescale (and blur)
-    # e.g. 84x84 renders, so only round odd sizes up. The temp file keeps the .mp4 suffix,
-    # from which imageio picks the format.
-    atomic_write(path, lambda tmp: imageio.mimsave(tmp, list(frames), fps=fps, macro_block_size=2))
+    write_mp4(path, frames, fps)
 
 
 def _json_default(value: Any) -> Any:
