@@ -212,7 +212,7 @@ class AvoidEnv(ArmTaskEnv):
         return x, y
 
     def _update_task(self) -> tuple[float, bool, dict[str, Any]]:
-        (x0, y0), (x1, y1) = self._prev_tip, self.tip_xy()
+        (x0, y0), (x1, y1, _) = self._prev_tip, self.measured_tip.tolist()
         for row, row_x in enumerate(ROW_X):
             if (x0 < row_x) != (x1 < row_x):  # crossed the row's line this step
                 y = y0 + (row_x - x0) / (x1 - x0) * (y1 - y0)
@@ -246,10 +246,12 @@ class AvoidEnv(ArmTaskEnv):
         return behaviour_label(tuple(self._gaps))
 
     def _get_obs(self) -> dict[str, np.ndarray]:
-        return {
-            "tip_pos": self.measured_tip[:2].astype(np.float32),
-            "tip_target": self.target_pos[:2].astype(np.float32),
-        }
+        # One float32 array from Python floats, sliced into the keys: cheaper than a
+        # slice and a cast per key.
+        x, y, _ = self.measured_tip.tolist()
+        target_x, target_y, _ = self.target_pos.tolist()
+        values = np.array((x, y, target_x, target_y), dtype=np.float32)
+        return {"tip_pos": values[:2], "tip_target": values[2:]}
 
     # ----------------------------------------------------------------- replay
     def _task_state(self) -> np.ndarray:

@@ -225,8 +225,8 @@ class ArmTaskEnv(gym.Env):
                 for value, low, high in zip(action.tolist(), lows, highs, strict=True)
             ]
         )
-        self.arm_ctrl[:] = self.controller.joint_targets(
-            self.data, self.target_pos, self._target_rotation()
+        self.controller.joint_targets(
+            self.data, self.target_pos, self._target_rotation(), out=self.arm_ctrl
         )
         self._advance_physics()
         reward, success, extras = self._update_task()

@@ -86,10 +86,9 @@ def dls_joint_targets(
     q: np.ndarray,
     target_pos: np.ndarray,
     target_rot: np.ndarray,
-    limits_rest: np.ndarray,
-    gains: np.ndarray,
+    params: np.ndarray,
     out: np.ndarray,
-) -> np.ndarray:
+) -> None:
     """Joint position targets ``clip(q + dq, lower, upper)`` for one IK step, into ``out``.
 
     ``dq = J^T (J J^T + lambda^2 I)^-1 e + (I - J^+ J) p`` with ``J^+ = J^T (J J^T)^-1``:
@@ -103,9 +102,10 @@ def dls_joint_targets(
         site_pos, site_mat: the controlled site's world position (3,) and rotation (9,).
         q: (7,) the joints' current positions.
         target_pos, target_rot: desired site position (3,) and rotation (3, 3).
-        limits_rest: (3, 7) rows lower limit, upper limit, rest pose.
-        gains: (2,) null-space gain ``k`` and damping ``lambda^2``.
-        out: (7,) buffer written and returned.
+        params: (4, 7) rows lower limit, upper limit, rest pose, and (null-space gain
+            ``k``, damping ``lambda^2``, unused...).
+        out: (7,) buffer the targets are written to. (Nothing is returned: boxing a
+            returned array costs about a microsecond per call.)
     """
     jac = np.empty((TASK_DIM, ARM_DOF))
     hinge_jacobian(joint_axes, joint_anchors, site_pos, jac)
@@ -130,18 +130,17 @@ def dls_joint_targets(
             jjt[j, i] = acc
     pull = np.empty(ARM_DOF)
     for k in range(ARM_DOF):
-        pull[k] = gains[0] * (limits_rest[2, k] - q[k])
+        pull[k] = params[3, 0] * (params[2, k] - q[k])
     jac_pull = np.zeros(TASK_DIM)
     for i in range(TASK_DIM):
         for k in range(ARM_DOF):
             jac_pull[i] += jac[i, k] * pull[k]
     null_dual = _cholesky_solve(jjt, jac_pull, CHOLESKY_MIN_DIAG)
     for i in range(TASK_DIM):
-        jjt[i, i] += gains[1]
+        jjt[i, i] += params[3, 1]
     task_dual = _cholesky_solve(jjt, err, 0.0)
     for k in range(ARM_DOF):
         value = q[k] + pull[k]
         for i in range(TASK_DIM):
             value += jac[i, k] * (task_dual[i] - null_dual[i])
-        out[k] = min(max(value, limits_rest[0, k]), limits_rest[1, k])
-    return out
+        out[k] = min(max(value, params[0, k]), params[1, k])

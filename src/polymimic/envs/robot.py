@@ -173,8 +173,10 @@ class CartesianController:
         self.damping_sq = damping**2
         self.nullspace_gain = nullspace_gain
         self.rest_qpos = np.asarray(rest_qpos, dtype=np.float64)
-        self._limits_rest = np.stack([arm.lower, arm.upper, self.rest_qpos])
-        self._gains = np.array([nullspace_gain, self.damping_sq])
+        # Rows: lower limits, upper limits, rest pose, (null-space gain, lambda^2, 0...).
+        self._params = np.stack(
+            [arm.lower, arm.upper, self.rest_qpos, [nullspace_gain, self.damping_sq, 0, 0, 0, 0, 0]]
+        )
         self._targets = np.zeros(7)
         self._bound: mujoco.MjData | None = None
 
@@ -191,7 +193,11 @@ class CartesianController:
         self._bound = data
 
     def joint_targets(
-        self, data: mujoco.MjData, target_pos: np.ndarray, target_rot: np.ndarray
+        self,
+        data: mujoco.MjData,
+        target_pos: np.ndarray,
+        target_rot: np.ndarray,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Joint position targets that move the site towards ``target_pos``/``target_rot``.
 
@@ -199,25 +205,20 @@ class CartesianController:
             data: current simulation data (kinematics must be up to date).
             target_pos: (3,) float64 world position for the end-effector site.
             target_rot: (3, 3) float64 world rotation matrix for the site frame.
+            out: (7,) float64 array to write the targets to, e.g. a view of ``data.ctrl``;
+                by default a buffer that the next call reuses (copy it to keep it).
 
         Returns:
-            (7,) joint targets; a buffer reused by the next call (copy to keep it).
+            ``out`` (or the reused buffer) holding the (7,) joint targets.
         """
         if data is not self._bound:
             self._bind(data)
         axes, anchors, site_pos, site_mat, q = self._views
-        return dls_joint_targets(
-            axes,
-            anchors,
-            site_pos,
-            site_mat,
-            q,
-            target_pos,
-            target_rot,
-            self._limits_rest,
-            self._gains,
-            self._targets,
+        out = self._targets if out is None else out
+        dls_joint_targets(
+            axes, anchors, site_pos, site_mat, q, target_pos, target_rot, self._params, out
         )
+        return out
 
 
 def solve_home_qpos(
