@@ -78,6 +78,30 @@ def hinge_jacobian(
 
 
 @numba.njit(cache=True)
+def pose_error(
+    site_pos: np.ndarray, site_mat: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray
+) -> np.ndarray:
+    """6-D error: position difference, then the small-angle orientation error.
+
+    The orientation part is ``0.5 vee(T C^T - C T^T)`` for target ``T`` and current ``C``
+    (``site_mat``, row-major (9,)), i.e. half the sum of the cross products of the frames'
+    matching axes; it is the rotation vector for small errors.
+    """
+    err = np.empty(TASK_DIM)
+    for i in range(3):
+        err[i] = target_pos[i] - site_pos[i]
+    skew = np.zeros((3, 3))  # T C^T
+    for i in range(3):
+        for j in range(3):
+            for k in range(3):
+                skew[i, j] += target_rot[i, k] * site_mat[3 * j + k]
+    err[3] = 0.5 * (skew[2, 1] - skew[1, 2])
+    err[4] = 0.5 * (skew[0, 2] - skew[2, 0])
+    err[5] = 0.5 * (skew[1, 0] - skew[0, 1])
+    return err
+
+
+@numba.njit(cache=True)
 def dls_joint_targets(
     joint_axes: np.ndarray,
     joint_anchors: np.ndarray,
@@ -92,8 +116,7 @@ def dls_joint_targets(
     """Joint position targets ``clip(q + dq, lower, upper)`` for one IK step, into ``out``.
 
     ``dq = J^T (J J^T + lambda^2 I)^-1 e + (I - J^+ J) p`` with ``J^+ = J^T (J J^T)^-1``:
-    ``e`` is the 6-D pose error (position difference; small-angle orientation error
-    ``0.5 vee(T C^T - C T^T)`` of target ``T`` and current ``C``), and ``p = k (q_rest - q)``
+    ``e`` is the 6-D pose error (``pose_error``), and ``p = k (q_rest - q)``
     the pull towards the rest pose, projected exactly into the null space (a damped
     projector leaks into the task and leaves ~7 mm of steady-state error).
 
@@ -109,17 +132,7 @@ def dls_joint_targets(
     """
     jac = np.empty((TASK_DIM, ARM_DOF))
     hinge_jacobian(joint_axes, joint_anchors, site_pos, jac)
-    err = np.empty(TASK_DIM)
-    for i in range(3):
-        err[i] = target_pos[i] - site_pos[i]
-    skew = np.zeros((3, 3))  # T C^T
-    for i in range(3):
-        for j in range(3):
-            for k in range(3):
-                skew[i, j] += target_rot[i, k] * site_mat[3 * j + k]
-    err[3] = 0.5 * (skew[2, 1] - skew[1, 2])
-    err[4] = 0.5 * (skew[0, 2] - skew[2, 0])
-    err[5] = 0.5 * (skew[1, 0] - skew[0, 1])
+    err = pose_error(site_pos, site_mat, target_pos, target_rot)
     jjt = np.zeros((TASK_DIM, TASK_DIM))
     for i in range(TASK_DIM):
         for j in range(i + 1):
