@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gymnasium as gym
 import mujoco
+import numba
 import numpy as np
 import pytest
 
 import polymimic.envs  # noqa: F401  (registers the ids)
 from polymimic.envs.base import TOOL_DOWN
-from polymimic.envs.ik import hinge_jacobian
+from polymimic.envs.ik import _compiled, hinge_jacobian
 from polymimic.envs.robot import NEUTRAL_QPOS
 
 _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
@@ -102,3 +103,14 @@ def test_env_step_is_exactly_mj_step_with_the_task_substeps(env_id: str) -> None
         # The observation sees the configuration the physics ended in, not a stale one.
         mujoco.mj_kinematics(env.model, raw)
         np.testing.assert_array_equal(env.measured_tip, raw.site_xpos[env.arm.site_id])
+
+
+def test_kernels_compile_where_numba_cannot_cache() -> None:
+    """numba refuses cache=True at decoration when it finds no cache location (a read-only
+    install and home; here: a function with no source file); the kernels then compile
+    without the cache instead of failing at import."""
+    namespace: dict = {}
+    exec(compile("def double(x):\n    return 2.0 * x\n", "<no file>", "exec"), namespace)
+    with pytest.raises(RuntimeError, match="no locator available"):
+        numba.njit(cache=True)(namespace["double"])
+    assert _compiled(namespace["double"])(3.0) == 6.0

@@ -1,14 +1,15 @@
 """The arm's damped least-squares IK step as one compiled kernel (numba).
 
 The controller runs once per control step, and in Python/numpy it costs ~20 small calls
-(~30 µs on a loaded core), as much as a quarter of a cheap task's physics. One ``@njit``
-kernel does the same arithmetic in ~2 µs. It is compiled on first use and cached on disk
-(``cache=True``), so only the first process on a machine pays the compile (~2 s).
+(~18 µs warm, ~30 µs between physics steps), as much as a tenth of a cheap task's physics.
+One ``@njit`` kernel does the same arithmetic in ~4 µs per call, numba's dispatch included.
+It is compiled on first use and cached on disk (``cache=True``), so only the first process
+on a machine pays the compile (~3 s).
 
 No ``fastmath``: the kernel uses plain IEEE double arithmetic in a fixed order (no
-reassociation, no fused multiply-add), so a given input gives the same bits on every x86-64
-or arm64 CPU, which the datasets' determinism relies on. ``NUMBA_DISABLE_JIT=1`` runs the
-same code as Python for debugging.
+reassociation, no fused multiply-add), so a given input gives the same bits on any CPU;
+datasets generated on two different x86-64 machines matched their manifest bit for bit.
+``NUMBA_DISABLE_JIT=1`` runs the same code as Python for debugging.
 """
 
 from __future__ import annotations
@@ -21,7 +22,20 @@ TASK_DIM = 6  # 3 translation + 3 rotation
 CHOLESKY_MIN_DIAG = 1e-12  # floor for pivots of the undamped J J^T (as mju_cholFactor's)
 
 
-@numba.njit(cache=True)
+def _compiled(function):
+    """``numba.njit`` with the on-disk cache, or without it where no cache dir is writable.
+
+    numba refuses ``cache=True`` at decoration time when neither the package's
+    ``__pycache__`` nor the user cache dir (``NUMBA_CACHE_DIR``) can be written, e.g. a
+    read-only install with a read-only home; then each process compiles (~3 s) instead.
+    """
+    try:
+        return numba.njit(cache=True)(function)
+    except RuntimeError:
+        return numba.njit(function)
+
+
+@_compiled
 def _cholesky_solve(matrix: np.ndarray, rhs: np.ndarray, min_diag: float) -> np.ndarray:
     """``x`` with ``matrix @ x = rhs`` for a symmetric positive (semi)definite 6x6 matrix.
 
@@ -54,7 +68,7 @@ def _cholesky_solve(matrix: np.ndarray, rhs: np.ndarray, min_diag: float) -> np.
     return solution
 
 
-@numba.njit(cache=True)
+@_compiled
 def hinge_jacobian(
     joint_axes: np.ndarray, joint_anchors: np.ndarray, site_pos: np.ndarray, jacobian: np.ndarray
 ) -> None:
@@ -77,7 +91,7 @@ def hinge_jacobian(
         jacobian[5, i] = az
 
 
-@numba.njit(cache=True)
+@_compiled
 def pose_error(
     site_pos: np.ndarray, site_mat: np.ndarray, target_pos: np.ndarray, target_rot: np.ndarray
 ) -> np.ndarray:
@@ -101,7 +115,7 @@ def pose_error(
     return err
 
 
-@numba.njit(cache=True)
+@_compiled
 def dls_joint_targets(
     joint_axes: np.ndarray,
     joint_anchors: np.ndarray,
