@@ -100,6 +100,13 @@ def test_batched_gather_matches_items_and_dataloader(h5_path: Path) -> None:
         torch.testing.assert_close(batch["actions"][row], ds[index]["actions"], rtol=0, atol=0)
     loaded = next(iter(DataLoader(ds, batch_size=7, shuffle=False)))
     assert loaded["obs"].shape == (7, 3, 6)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    on_device = ds.to_device(device)
+    assert len(on_device) == len(ds)
+    gathered = on_device.get_batch(indices)
+    assert gathered["obs"].device.type == device
+    for key in ("obs", "actions"):
+        torch.testing.assert_close(gathered[key].cpu(), batch[key], rtol=0, atol=0)
 
 
 def test_empty_obs_keys_means_all_keys_sorted(h5_path: Path) -> None:

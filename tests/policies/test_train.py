@@ -96,6 +96,17 @@ def test_resume_continues_exactly_where_it_stopped(dataset: WindowDataset, tmp_p
     assert [line["loss"] for line in split_log] == [line["loss"] for line in straight_log]
 
 
+def test_host_and_device_batches_train_identically(dataset: WindowDataset, tmp_path: Path) -> None:
+    """The one-time device copy and the DataLoader give the same batches, so a run may
+    switch between them on resume."""
+    runs = {}
+    for on_device in (True, False):
+        policy = make_policy(dataset)
+        train(policy, dataset, config(data_on_device=on_device, save_every=0), tmp_path / str(on_device))
+        runs[on_device] = weights(policy)
+    assert_same_weights(runs[True], runs[False])
+
+
 def test_same_seed_same_weights_other_seed_differs(dataset: WindowDataset, tmp_path: Path) -> None:
     runs = {}
     for name, seed in [("a", 3), ("b", 3), ("c", 4)]:

@@ -48,6 +48,9 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy, random and the batch order
     device: str = "auto"  # "auto" = cuda if available else cpu; or any torch device string
     mixed_precision: bool = True  # bf16 autocast on CUDA; ignored on CPU (no speed-up there)
+    # Copy an in-memory dataset (one with ``to_device``) to the training device once and
+    # gather batches there; False: a DataLoader gathers on the host (pinned on CUDA).
+    data_on_device: bool = True
     grad_clip_norm: float | None = None  # clip the global gradient norm to this; None = off
     resume: bool = False  # continue from run_dir/checkpoints/last if it exists
     progress_bar: bool = True  # show a tqdm bar on stderr
@@ -128,6 +131,18 @@ def make_loader(dataset: Dataset, sampler: EpochBatchSampler, pin_memory: bool) 
             generator=generator,
         )
     return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory, generator=generator)
+
+
+def batch_stream(
+    dataset: Dataset, sampler: EpochBatchSampler, device: torch.device, data_on_device: bool
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The sampler's batches: gathered on ``device`` from a one-time copy of the dataset where
+    it offers ``to_device`` (and ``data_on_device``), else through ``make_loader``. Both give
+    the same values for the same indices, so resuming works across the two."""
+    if data_on_device and hasattr(dataset, "to_device"):
+        on_device = dataset.to_device(device)
+        return (on_device.get_batch(indices) for indices in sampler)
+    return iter(make_loader(dataset, sampler, pin_memory=device.type == "cuda"))
 
 
 # --- resumable training state ---------------------------------------------------------------
@@ -292,10 +307,10 @@ def train(
         )
     start_step = load_training_state(resume_dir, policy, optimizer) if resume_dir is not None else 0
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_step)
-    loader = make_loader(dataset, sampler, pin_memory=device.type == "cuda")
     metrics = _run_steps(
-        policy, optimizer, iter(loader), cfg, device, run_dir, start_step, checkpoint_extra
-    )
+        policy, optimizer, batch_stream(dataset, sampler, device, cfg.data_on_device), cfg,
+        device, run_dir, start_step, checkpoint_extra,
+    )  # fmt: skip
     return {**metrics, "device": str(device)}
 
 
