@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from demo_files import write_demo_file as write_demo_file_function
 from polymimic.datasets.generate import generate_dataset
 from polymimic.datasets.registry import dataset_spec
 
@@ -16,3 +17,9 @@ def tiny_push_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "push_tiny.hdf5"
     spec = dataset_spec("polymimic/push/multi-operator-v0")
     return generate_dataset(spec, path, demos_per_operator=1)
+
+
+@pytest.fixture
+def write_demo_file():
+    """``demo_files.write_demo_file``: hand-made demos in a complete polymimic file."""
+    return write_demo_file_function

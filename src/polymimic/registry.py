@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
+from polymimic.errors import UnknownNameError
+
 T = TypeVar("T")
 
 
 def lookup(table: Mapping[str, T], name: str, kind: str) -> T:
-    """``table[name]``, or a KeyError that lists the known names of this ``kind``."""
+    """``table[name]``, or an ``UnknownNameError`` (a KeyError) listing the known names."""
     try:
         return table[name]
     except KeyError:
         known = ", ".join(sorted(table)) or "(none)"
-        raise KeyError(f"unknown {kind} {name!r}; known {kind}s: {known}") from None
+        raise UnknownNameError(f"unknown {kind} {name!r}; known {kind}s: {known}") from None

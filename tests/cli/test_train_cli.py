@@ -8,29 +8,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from demo_files import write_demo_file
 from polymimic.policies.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
 def h5_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "demos.hdf5"
     rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as f:
-        f.create_group("data").attrs["env_args"] = json.dumps(
-            {"env_name": "polymimic/Push-v0", "env_kwargs": {}}
-        )
-        for i in range(4):
-            f.create_dataset(f"data/demo_{i}/obs/tip_pos", data=rng.normal(size=(20, 2)))
-            f.create_dataset(f"data/demo_{i}/obs/block_red", data=rng.normal(size=(20, 4)))
-            f.create_dataset(f"data/demo_{i}/actions", data=rng.normal(size=(20, 2)))
-        f.create_dataset("mask/train", data=np.array([b"demo_0", b"demo_1", b"demo_2"]))
-    return path
+    demos = {
+        f"demo_{i}": {
+            "obs/tip_pos": rng.normal(size=(20, 2)),
+            "obs/block_red": rng.normal(size=(20, 4)),
+            "actions": rng.normal(size=(20, 2)),
+        }
+        for i in range(4)
+    }
+    return write_demo_file(
+        tmp_path_factory.mktemp("data") / "demos.hdf5", demos,
+        {"train": ["demo_0", "demo_1", "demo_2"]},
+    )
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

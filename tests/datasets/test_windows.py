@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -34,24 +33,26 @@ def action(demo: int, t: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def h5_path(tmp_path: Path) -> Path:
-    path = tmp_path / "demos.hdf5"
+def h5_path(tmp_path: Path, write_demo_file) -> Path:
     t = np.arange(STEPS, dtype=np.float64)
-    with h5py.File(path, "w") as f:
-        data = f.create_group("data")
-        data.attrs["env_args"] = json.dumps(
-            {"env_name": "polymimic/Push-v0", "env_kwargs": {"obs_mode": "state"}}
-        )
+    demos = {
+        f"demo_{i}": {
+            "obs/tip_pos": tip_pos(i, t),
+            "obs/block_red": block_red(i, t),
+            "actions": action(i, t),
+            "dones": (t == STEPS - 1).astype(np.int64),
+        }
+        for i in DEMOS
+    }
+    path = write_demo_file(
+        tmp_path / "demos.hdf5", demos,
+        {"train": ["demo_10", "demo_0", "demo_1"], "valid": ["demo_2"]},
+        {"env_name": "polymimic/Push-v0", "type": 2, "env_kwargs": {"obs_mode": "state"},
+         "env_version": "0.1.0"},
+    )
+    with h5py.File(path, "r+") as f:
         for i in DEMOS:
-            demo = data.create_group(f"demo_{i}")
-            demo.attrs["operator"] = "must never be read"
-            demo.create_dataset("obs/tip_pos", data=tip_pos(i, t))
-            demo.create_dataset("obs/block_red", data=block_red(i, t))
-            demo.create_dataset("actions", data=action(i, t))
-            demo.create_dataset("rewards", data=np.zeros(STEPS))
-            demo.create_dataset("dones", data=(t == STEPS - 1).astype(np.int64))
-        f.create_dataset("mask/train", data=np.array([b"demo_10", b"demo_0", b"demo_1"]))
-        f.create_dataset("mask/valid", data=np.array([b"demo_2"]))
+            f[f"data/demo_{i}"].attrs["operator"] = "must never be read"
     return path
 
 
@@ -65,7 +66,7 @@ def test_selects_mask_demos_in_numeric_order(h5_path: Path) -> None:
     assert ds.demo_names == ["demo_0", "demo_1", "demo_10"]
     assert len(ds) == 3 * STEPS
     assert (ds.obs_dim, ds.action_dim) == (6, 2)
-    assert ds.env_args == {"env_name": "polymimic/Push-v0", "env_kwargs": {"obs_mode": "state"}}
+    assert ds.env_args["env_kwargs"] == {"obs_mode": "state"}
     assert len(WindowDataset(h5_path, ["tip_pos"], filter_key=None)) == 4 * STEPS
 
 
@@ -133,12 +134,12 @@ def test_stats_match_numpy_over_train_demos(h5_path: Path) -> None:
 
 
 def test_unknown_filter_key_names_it_and_lists_masks(h5_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"'best' not found .* available masks: train, valid"):
+    with pytest.raises(DatasetError, match=r"no mask 'best'; available mask keys: \['train', 'valid'\]"):
         WindowDataset(h5_path, ["tip_pos"], filter_key="best")
 
 
 def test_unknown_obs_key_and_missing_file(h5_path: Path, tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"lacks keys \['joint_pos'\].*block_red"):
+    with pytest.raises(DatasetError, match=r"no 'obs/joint_pos'; available: \['block_red', 'tip_pos'\]"):
         WindowDataset(h5_path, ["tip_pos", "joint_pos"])
     with pytest.raises(DatasetError, match="does not exist"):
         WindowDataset(tmp_path / "nope.hdf5", ["tip_pos"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -22,22 +21,18 @@ MAP = np.array([[1.0, -2.0, 0.5, 0.0, 3.0, -1.0], [0.0, 1.0, 1.0, -1.5, 0.5, 2.0
 
 
 @pytest.fixture
-def h5_path(tmp_path: Path) -> Path:
-    path = tmp_path / "linear.hdf5"
+def h5_path(tmp_path: Path, write_demo_file) -> Path:
     t = np.arange(20, dtype=np.float64)
-    with h5py.File(path, "w") as f:
-        for i in range(4):
-            phase = t / 3.0 + i
-            tip = np.stack([np.sin(phase), np.cos(phase)], axis=-1)
-            block = np.stack(
-                [np.sin(2 * phase), phase / 10, np.cos(3 * phase), 0.1 * i + 0 * t], axis=-1
-            )
-            obs = np.concatenate([tip, block], axis=-1)
-            f.create_dataset(f"data/demo_{i}/obs/tip_pos", data=tip)
-            f.create_dataset(f"data/demo_{i}/obs/block_red", data=block)
-            f.create_dataset(f"data/demo_{i}/actions", data=obs @ MAP.T)
-        f.create_dataset("mask/train", data=np.array([b"demo_0", b"demo_1", b"demo_2", b"demo_3"]))
-    return path
+    demos = {}
+    for i in range(4):
+        phase = t / 3.0 + i
+        tip = np.stack([np.sin(phase), np.cos(phase)], axis=-1)
+        block = np.stack(
+            [np.sin(2 * phase), phase / 10, np.cos(3 * phase), 0.1 * i + 0 * t], axis=-1
+        )
+        obs = np.concatenate([tip, block], axis=-1)
+        demos[f"demo_{i}"] = {"obs/tip_pos": tip, "obs/block_red": block, "actions": obs @ MAP.T}
+    return write_demo_file(tmp_path / "linear.hdf5", demos, {"train": list(demos)})
 
 
 def make_policy(dataset: WindowDataset, **overrides: object) -> BCPolicy:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
+from demo_files import write_demo_file
 from polymimic.datasets.windows import WindowDataset
 from polymimic.policies.bc import BCConfig, BCPolicy
 from polymimic.policies.checkpoint import load_checkpoint
@@ -18,14 +18,19 @@ from polymimic.policies.train import EpochBatchSampler, TrainConfig, train
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> WindowDataset:
-    path = tmp_path_factory.mktemp("data") / "demos.hdf5"
     rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as f:
-        for i in range(4):
-            f.create_dataset(f"data/demo_{i}/obs/tip_pos", data=rng.normal(size=(20, 2)))
-            f.create_dataset(f"data/demo_{i}/obs/block_red", data=rng.normal(size=(20, 4)))
-            f.create_dataset(f"data/demo_{i}/actions", data=rng.normal(size=(20, 2)))
-        f.create_dataset("mask/train", data=np.array([b"demo_0", b"demo_1", b"demo_2"]))
+    demos = {
+        f"demo_{i}": {
+            "obs/tip_pos": rng.normal(size=(20, 2)),
+            "obs/block_red": rng.normal(size=(20, 4)),
+            "actions": rng.normal(size=(20, 2)),
+        }
+        for i in range(4)
+    }
+    path = write_demo_file(
+        tmp_path_factory.mktemp("data") / "demos.hdf5", demos,
+        {"train": ["demo_0", "demo_1", "demo_2"]},
+    )
     return WindowDataset(path, ["tip_pos", "block_red"], obs_horizon=2)
 
 

@@ -38,6 +38,7 @@ from polymimic.datasets.episode import Episode
 from polymimic.datasets.hdf5 import DatasetError, read_episode, write_dataset
 from polymimic.datasets.registry import DatasetSpec
 from polymimic.datasets.validate import validate_dataset
+from polymimic.errors import UserError
 from polymimic.io import atomic_write_json, library_versions
 from polymimic.operators import record_episode, script_factory
 
@@ -52,7 +53,7 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 log = logging.getLogger(__name__)
 
 
-class GenerationError(ValueError):
+class GenerationError(UserError):
     """Generation cannot proceed as asked (work directory of other parameters, locked, ...).
 
     The message names the problem and what to do; a ``ValueError`` so the CLI prints one line.

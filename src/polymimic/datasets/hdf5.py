@@ -17,11 +17,8 @@ in ``polymimic.datasets.validate``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,33 +26,35 @@ import h5py
 import numpy as np
 
 from polymimic.datasets.episode import Episode
+from polymimic.datasets.reader import (  # noqa: F401  (the reading API, re-exported)
+    _REGENERATE,
+    DEMO_ARRAYS,
+    DEMO_GROUPS,
+    FORMAT_VERSION,
+    REQUIRED_ENV_ARGS,
+    DatasetError,
+    PathLike,
+    _corrupt,
+    _decode_attr,
+    _demo_index,
+    _error,
+    all_array_keys,
+    check_demo,
+    demo_attrs,
+    demo_names,
+    get_mask,
+    mask_keys,
+    obs_keys_of,
+    open_dataset,
+    read_demo_arrays,
+    read_env_args,
+    read_episode,
+    read_json_attr,
+)
 from polymimic.io import atomic_write, fsync, library_versions
 
-FORMAT_VERSION = 1
-#: Keys ``env_args`` must carry (robomimic reads the first three; the version pins the env).
-REQUIRED_ENV_ARGS = ("env_name", "type", "env_kwargs", "env_version")
-#: Datasets every demo group holds; robomimic reads actions/rewards/dones/states, and
-#: polymimic's Episode also needs the separate termination/truncation flags.
-DEMO_ARRAYS = ("actions", "rewards", "dones", "terminations", "truncations", "states")
-DEMO_GROUPS = ("obs", "next_obs")
-
-_DEMO_NAME = re.compile(r"demo_(\d+)")
 _COMPRESS_MIN_BYTES = 1 << 16  # below this gzip costs more time than it saves space
 _IMAGE_CHUNK_FRAMES = 8
-_REGENERATE = "Regenerate it with `polymimic data generate`."
-
-PathLike = str | os.PathLike[str]
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing, damaged, of another format version or inconsistent.
-
-    The message names the problem and what to do about it.
-    """
-
-
-def _error(path: Any, problem: str, fix: str = _REGENERATE) -> DatasetError:
-    return DatasetError(f"{path}: {problem}. {fix}")
 
 
 # --------------------------------------------------------------------------- writing
@@ -283,190 +282,6 @@ def _put_mask(f: h5py.File, key: str, names: list[str]) -> None:
     if key in group:
         del group[key]
     group.move(staging, key)
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def open_dataset(path: PathLike, mode: str = "r") -> h5py.File:
-    """Open a polymimic dataset after checking that it exists, is HDF5 and has our version.
-
-    Args:
-        path: the dataset file.
-        mode: ``"r"`` (default) or ``"r+"`` to modify masks.
-
-    Returns:
-        The open ``h5py.File``; close it (or use it as a context manager).
-
-    Raises:
-        DatasetError: missing file, not HDF5 / truncated / corrupt, no ``data`` group, or a
-            format version other than ``FORMAT_VERSION``.
-    """
-    p = Path(path)
-    if not p.is_file():
-        what = "is a directory, not a dataset file" if p.is_dir() else "does not exist"
-        fix = "Check the path, or create the dataset with `polymimic data generate`."
-        raise _error(p, f"dataset file {what}", fix)
-    try:
-        f = h5py.File(p, mode)
-    except OSError as exc:
-        raise _corrupt(p, "not a readable HDF5 file", exc) from None
-    try:
-        _check_header(f, p)
-    except BaseException:
-        f.close()
-        raise
-    return f
-
-
-def _check_header(f: h5py.File, path: Path) -> None:
-    if not isinstance(f.get("data"), h5py.Group):
-        problem = "HDF5 file has no 'data' group, so it is not a robomimic-layout dataset"
-        raise _error(path, problem, f"Point to a dataset file. {_REGENERATE}")
-    version = f["data"].attrs.get("polymimic_format_version")
-    if version is None:
-        problem = "'data' has no polymimic_format_version attribute: not written by polymimic"
-        raise _error(path, f"{problem}; this polymimic reads format version {FORMAT_VERSION}")
-    if int(version) != FORMAT_VERSION:
-        raise _error(
-            path,
-            f"dataset has polymimic format version {int(version)}, but this polymimic reads "
-            f"format version {FORMAT_VERSION}",
-            f"{_REGENERATE[:-1]}, or install the polymimic version that wrote it.",
-        )
-
-
-@contextlib.contextmanager
-def _opened(file_or_path: h5py.File | PathLike) -> Iterator[h5py.File]:
-    """Use an already open file as is; open (and later close) a path."""
-    if isinstance(file_or_path, h5py.File):
-        yield file_or_path
-    else:
-        with open_dataset(file_or_path) as f:
-            yield f
-
-
-def _demo_index(name: str) -> int:
-    match = _DEMO_NAME.fullmatch(name)
-    if match is None:
-        problem = f"'{name}' is not a demo name of the form demo_<int> (robomimic sorts by it)"
-        raise _error("dataset", problem, f"Keep only demo groups under 'data'. {_REGENERATE}")
-    return int(match.group(1))
-
-
-def demo_names(file: h5py.File | PathLike, filter_key: str | None = None) -> list[str]:
-    """Demo names, sorted by their integer suffix (as robomimic orders them).
-
-    Args:
-        file: an open dataset or its path.
-        filter_key: if given, only the demos of ``mask/<filter_key>``.
-
-    Raises:
-        DatasetError: unreadable file, unknown mask key or a non-``demo_<int>`` group.
-    """
-    with _opened(file) as f:
-        names = get_mask(f, filter_key) if filter_key is not None else list(f["data"].keys())
-    return sorted(names, key=_demo_index)
-
-
-def mask_keys(file: h5py.File | PathLike) -> list[str]:
-    """The filter keys under ``mask/``, sorted (staging names of interrupted writes hidden)."""
-    with _opened(file) as f:
-        group = f.get("mask")
-        return sorted(k for k in group if not k.startswith(".")) if group is not None else []
-
-
-def get_mask(path_or_file: h5py.File | PathLike, key: str) -> list[str]:
-    """The demo names stored in ``mask/<key>``, decoded to str.
-
-    Raises:
-        DatasetError: naming the missing key and listing the available ones.
-    """
-    with _opened(path_or_file) as f:
-        available = mask_keys(f)
-        if key not in available:
-            fix = "Use one of those as the filter key, or add it with write_masks()."
-            raise _error(f.filename, f"no mask '{key}'; available mask keys: {available}", fix)
-        raw = f["mask"][key][()]
-    return [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in raw]
-
-
-def _demo_problem(demo: h5py.Group) -> str | None:
-    """Describe the first structural problem of a demo group, or None when it is sound."""
-    missing = [k for k in DEMO_ARRAYS if not isinstance(demo.get(k), h5py.Dataset)]
-    missing += [k for k in DEMO_GROUPS if not isinstance(demo.get(k), h5py.Group)]
-    if "num_samples" not in demo.attrs:
-        missing.append("attrs['num_samples']")
-    if missing:
-        return f"{demo.name} lacks required entries {missing}"
-    if not demo["obs"] or set(demo["obs"]) != set(demo["next_obs"]):
-        return (
-            f"{demo.name} has obs keys {sorted(demo['obs'])} and next_obs keys "
-            f"{sorted(demo['next_obs'])}; they must be the same non-empty set"
-        )
-    num_samples = int(demo.attrs["num_samples"])
-    lengths = {k: demo[k].shape for k in DEMO_ARRAYS}
-    for group in DEMO_GROUPS:
-        lengths |= {f"{group}/{k}": getattr(v, "shape", None) for k, v in demo[group].items()}
-    wrong = {k: s[0] if s else s for k, s in lengths.items() if not s or s[0] != num_samples}
-    if wrong:
-        return f"{demo.name} has inconsistent lengths: num_samples is {num_samples}, not {wrong}"
-    return None
-
-
-def _raise_for_demo(f: h5py.File, demo: h5py.Group) -> None:
-    problem = _demo_problem(demo)
-    if problem is not None:
-        raise _error(f.filename, f"{problem}; the file is incomplete or damaged")
-
-
-def _decode_attr(value: Any) -> Any:
-    """HDF5 attr value -> plain Python str/int/float/bool."""
-    if isinstance(value, np.ndarray):
-        value = value[()] if value.ndim == 0 else value.tolist()
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-def read_episode(file_or_path: h5py.File | PathLike, demo_name: str) -> Episode:
-    """Read one demo back into an ``Episode`` (the inverse of ``write_dataset``).
-
-    Raises:
-        DatasetError: unknown demo, a structurally broken demo, or unreadable data.
-    """
-    with _opened(file_or_path) as f:
-        data = f["data"]
-        if demo_name not in data:
-            names = demo_names(f)
-            listing = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-            problem = f"no demo '{demo_name}'; the file holds {len(names)} demos ({listing})"
-            raise _error(f.filename, problem, "Use a name from demo_names().")
-        demo = data[demo_name]
-        _raise_for_demo(f, demo)
-        try:
-            return Episode(
-                obs={k: v[()] for k, v in demo["obs"].items()},
-                next_obs={k: v[()] for k, v in demo["next_obs"].items()},
-                actions=demo["actions"][()],
-                rewards=demo["rewards"][()],
-                terminations=demo["terminations"][()].astype(bool),
-                truncations=demo["truncations"][()].astype(bool),
-                states=demo["states"][()],
-                attrs={k: _decode_attr(v) for k, v in demo.attrs.items() if k != "num_samples"},
-            )
-        except OSError as exc:
-            raise _corrupt(f.filename, "data could not be read", exc) from None
-
-
-def _corrupt(path: Any, problem: str, exc: Exception) -> DatasetError:
-    """h5py reports damage as OSError from deep inside; say what it means for the user."""
-    return _error(
-        path,
-        f"{problem}; it may be truncated (an interrupted copy or download), corrupt, or not "
-        f"HDF5 at all (h5py: {exc})",
-        f"Delete it and copy it again, or {_REGENERATE[0].lower()}{_REGENERATE[1:]}",
-    )
 
 
 # --------------------------------------------------------------------------- re-exports

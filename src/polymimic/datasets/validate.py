@@ -1,32 +1,42 @@
 """Whole-file validation of a polymimic dataset and the summary the CLI prints.
 
-Built on the reading functions of :mod:`polymimic.datasets.hdf5`; only shapes and attributes
-are read, never the arrays, so validating a large file is cheap.
+Built on the one reader (:mod:`polymimic.datasets.reader`): the same structure, dtype, shape,
+size and value checks training applies, over every demo, with every array read (a few
+seconds for a few hundred demos). ``validate_dataset`` reports every problem it finds (up to
+``MAX_REPORTED``), not only the first.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from typing import Any
 
 import h5py
 import numpy as np
 
-from polymimic.datasets.hdf5 import (
+from polymimic.datasets import schema
+from polymimic.datasets.reader import (
     _REGENERATE,
+    DatasetError,
     PathLike,
     _corrupt,
     _decode_attr,
     _error,
-    _raise_for_demo,
+    all_array_keys,
+    check_demo,
+    demo_attrs,
     demo_names,
     get_mask,
     mask_keys,
     open_dataset,
+    read_demo_arrays,
+    read_env_args,
+    read_json_attr,
 )
 
+#: At most this many problems are listed in one validation error.
+MAX_REPORTED = 10
 #: Ground-truth demo labels that ``dataset_info`` counts when the demos carry them.
 LABEL_KEYS = ("operator", "strategy", "style", "quality", "behaviour")
 
@@ -54,17 +64,24 @@ class DatasetSummary:
         return dataclasses.asdict(self)
 
 
-def validate_dataset(path: PathLike) -> DatasetSummary:
-    """Check a dataset end to end (structure, lengths, totals, masks) and summarise it.
+def validate_dataset(path: PathLike, check_values: bool = True) -> DatasetSummary:
+    """Check a dataset end to end and summarise it.
 
-    Only shapes and attributes are read, not the arrays, so this is cheap on big files.
+    Checks the header (format version, no links out of the file), every demo's structure,
+    dtypes, shapes and sizes, that all demos share observation keys and widths, the total,
+    the masks, ``env_args`` and, with ``check_values``, that every float array is finite
+    and every flag 0/1.
+
+    Args:
+        path: the dataset file.
+        check_values: read every array to check its values (False: shapes and attributes only).
 
     Raises:
-        DatasetError: the first problem found, with what to do about it.
+        DatasetError: listing every problem found (up to ``MAX_REPORTED``), with the fix.
     """
     with open_dataset(path) as f:
         try:
-            return _summarise(f)
+            return _summarise(f, check_values)
         except OSError as exc:
             raise _corrupt(f.filename, "data could not be read", exc) from None
 
@@ -90,12 +107,12 @@ def dataset_info(path: PathLike, diagnostics: bool = False) -> dict[str, Any]:
     return info
 
 
-def _summarise(f: h5py.File) -> DatasetSummary:
+def _summarise(f: h5py.File, check_values: bool) -> DatasetSummary:
     data = f["data"]
     names = demo_names(f)
     if not names:
         raise _error(f.filename, "'data' holds no demos")
-    lengths = _check_demos(f, names)
+    lengths = _check_demos(f, names, check_values)
     total = data.attrs.get("total")
     if total is None or int(total) != sum(lengths):
         problem = f"data.attrs['total'] is {total} but the demos hold {sum(lengths)} samples"
@@ -119,28 +136,47 @@ def _summarise(f: h5py.File) -> DatasetSummary:
         action_dim=int(first["actions"].shape[-1]),
         mask_counts={key: len(members) for key, members in masks.items()},
         label_counts=_label_counts(data, names),
-        env_args=_json_attr(f, "env_args"),
-        metadata=_json_attr(f, "polymimic_metadata"),
+        env_args=read_env_args(f),
+        metadata=read_json_attr(f, "polymimic_metadata"),
     )
 
 
-def _check_demos(f: h5py.File, names: list[str]) -> list[int]:
-    """Validate every demo and that all share obs keys/shapes and action dim; return lengths."""
-    data = f["data"]
-    reference = None
-    lengths = []
+def _check_demos(f: h5py.File, names: list[str], check_values: bool) -> list[int]:
+    """Validate every demo and that all share obs keys/shapes and action dim; return lengths.
+
+    Raises:
+        DatasetError: listing up to ``MAX_REPORTED`` of the problems found.
+    """
+    reference, reference_name = None, names[0]
+    lengths, problems = [], []
     for name in names:
-        demo = data[name]
-        _raise_for_demo(f, demo)
+        try:
+            demo = check_demo(f, name)
+            if check_values:
+                read_demo_arrays(f, name, all_array_keys(f, name))
+            demo_attrs(demo)
+        except DatasetError as exc:
+            problems.append(exc.problem or str(exc))
+            lengths.append(0)
+            continue
         signature = (
             {k: v.shape[1:] for k, v in demo["obs"].items()},
             demo["actions"].shape[1:],
         )
-        reference = reference or signature
-        if signature != reference:
-            problem = f"{name} has obs/action shapes {signature} but {names[0]} has {reference}"
-            raise _error(f.filename, f"{problem}; all demos must match")
+        if reference is None:
+            reference, reference_name = signature, name
+        elif signature != reference:
+            problems.append(
+                f"{name} has obs/action shapes {signature} but {reference_name} has {reference}"
+            )
         lengths.append(int(demo.attrs["num_samples"]))
+    if problems:
+        listed = "; ".join(problems[:MAX_REPORTED])
+        more = f" (and {len(problems) - MAX_REPORTED} more)" if len(problems) > MAX_REPORTED else ""
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        raise _error(f.filename, f"{count}: {listed}{more}")
+    if sum(lengths) > schema.MAX_TOTAL_STEPS:
+        raise _error(f.filename, f"demos hold {sum(lengths)} steps (at most {schema.MAX_TOTAL_STEPS})")
     return lengths
 
 
@@ -150,17 +186,6 @@ def _label_counts(data: h5py.Group, names: list[str]) -> dict[str, dict[str, int
         attrs = data[name].attrs
         for label in LABEL_KEYS:
             if label in attrs:
-                value = str(_decode_attr(attrs[label]))
+                value = str(_decode_attr(attrs[label]))[:200]
                 counts.setdefault(label, Counter())[value] += 1
     return {label: dict(sorted(c.items())) for label, c in counts.items()}
-
-
-def _json_attr(f: h5py.File, key: str) -> dict[str, Any]:
-    raw = f["data"].attrs.get(key)
-    try:
-        value = json.loads(_decode_attr(raw))
-    except (TypeError, ValueError):
-        value = None
-    if not isinstance(value, dict):
-        raise _error(f.filename, f"data.attrs['{key}'] is missing or not a JSON object")
-    return value

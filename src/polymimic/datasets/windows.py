@@ -11,18 +11,23 @@ All gathering is done with precomputed index arrays, so a whole batch is one num
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from polymimic.datasets.obs import flatten_obs
+from polymimic.datasets.reader import (
+    DatasetError,
+    demo_names,
+    obs_keys_of,
+    open_dataset,
+    read_demo_arrays,
+    read_env_args,
+)
 
 # A dimension whose std is below this is treated as constant and left unscaled (std := 1).
 # Why not a tiny floor such as 1e-6: a coordinate that never moves in the demonstrations (a
@@ -33,35 +38,6 @@ from polymimic.datasets.obs import flatten_obs
 STD_EPS = 1e-4
 
 
-class DatasetError(ValueError):
-    """A dataset file cannot be used as asked (missing file, filter key, observation key)."""
-
-
-def _demo_sort_key(name: str) -> tuple[int, str]:
-    # demo_10 must come after demo_9, so sort on the number, not the string.
-    match = re.search(r"(\d+)$", name)
-    return (int(match.group(1)) if match else -1, name)
-
-
-def _select_demos(f: h5py.File, path: Path, filter_key: str | None) -> list[str]:
-    if "data" not in f:
-        raise DatasetError(f"{path} has no 'data' group; is it a robomimic-layout HDF5 file?")
-    if filter_key is None:
-        names = list(f["data"].keys())
-    else:
-        masks = sorted(f["mask"].keys()) if "mask" in f else []
-        if filter_key not in masks:
-            raise DatasetError(
-                f"filter key {filter_key!r} not found in {path}; available masks: "
-                f"{', '.join(masks) or '(none)'} (or pass filter_key=None for all demos)"
-            )
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["mask"][filter_key][()]]
-        unknown = [n for n in names if n not in f["data"]]
-        if unknown:
-            raise DatasetError(f"mask/{filter_key} in {path} names missing demos: {unknown[:5]}")
-    return sorted(names, key=_demo_sort_key)
-
-
 def _rows(array: np.ndarray) -> np.ndarray:
     # (T,) scalars per step become (T, 1), so concatenation is per step, never across time.
     array = np.asarray(array, dtype=np.float32)
@@ -70,11 +46,7 @@ def _rows(array: np.ndarray) -> np.ndarray:
 
 def available_obs_keys(path: str | Path) -> list[str]:
     """Sorted observation keys of the first demonstration in ``path``."""
-    with h5py.File(path, "r") as f:
-        names = sorted(f["data"].keys(), key=_demo_sort_key)
-        if not names:
-            raise DatasetError(f"{path} contains no demonstrations")
-        return sorted(f["data"][names[0]]["obs"].keys())
+    return obs_keys_of(path)
 
 
 def window_indices(
@@ -113,7 +85,8 @@ class WindowDataset(Dataset):
         obs_keys: the observation keys, in the order they are concatenated.
         demo_names: the selected demonstrations, in storage order.
         episode_lengths: (E,) number of steps of each selected demonstration.
-        env_args: the file's ``data.attrs["env_args"]`` parsed from JSON, or None.
+        env_args: the file's ``data.attrs["env_args"]`` parsed from JSON (not yet checked
+            against the env allowlist: whoever makes an env from it does that).
     """
 
     def __init__(
@@ -139,8 +112,6 @@ class WindowDataset(Dataset):
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(f"horizons must be >= 1, got {obs_horizon=}, {action_horizon=}")
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DatasetError(f"dataset file {self.path} does not exist")
         self.obs_horizon = obs_horizon
         self.action_horizon = action_horizon
         self.obs_keys = tuple(obs_keys) or tuple(available_obs_keys(self.path))
@@ -150,41 +121,28 @@ class WindowDataset(Dataset):
         )
 
     def _load(self, filter_key: str | None) -> None:
-        obs_parts, action_parts, names, lengths = [], [], [], []
-        with h5py.File(self.path, "r") as f:
-            env_args = f["data"].attrs.get("env_args") if "data" in f else None
-            for name in _select_demos(f, self.path, filter_key):
-                demo = f["data"][name]
-                obs_group = demo["obs"]
-                missing = [k for k in self.obs_keys if k not in obs_group]
-                if missing:
-                    raise DatasetError(
-                        f"{self.path} data/{name}/obs lacks keys {missing}; "
-                        f"available keys: {sorted(obs_group.keys())}"
-                    )
-                obs = flatten_obs(
-                    {k: _rows(obs_group[k][()]) for k in self.obs_keys}, self.obs_keys
-                )
-                actions = _rows(demo["actions"][()])
-                if len(obs) != len(actions):
-                    raise DatasetError(
-                        f"{self.path} data/{name}: {len(obs)} observations but {len(actions)} actions"
-                    )
-                if len(actions) == 0:
-                    continue  # an empty demo contributes no steps and no padding source
-                obs_parts.append(obs)
-                action_parts.append(actions)
-                names.append(name)
-                lengths.append(len(actions))
-        if not lengths:
-            raise DatasetError(f"no steps selected from {self.path} (filter_key={filter_key!r})")
+        """Read the selected demos through the one checked reader (``datasets.reader``)."""
+        obs_parts, action_parts, lengths = [], [], []
+        keys = [f"obs/{k}" for k in self.obs_keys]
+        with open_dataset(self.path) as f:
+            self.env_args: dict[str, Any] = read_env_args(f)
+            self.demo_names = demo_names(f, filter_key)
+            for name in self.demo_names:
+                arrays = read_demo_arrays(f, name, [*keys, "actions"])
+                obs = {k: _rows(arrays[f"obs/{k}"]) for k in self.obs_keys}
+                obs_parts.append(flatten_obs(obs, self.obs_keys))
+                action_parts.append(_rows(arrays["actions"]))
+                lengths.append(len(action_parts[-1]))
+            if not lengths:
+                problem = f"mask '{filter_key}' selects no demos"
+                raise DatasetError(f"{self.path}: {problem}. Choose another filter key.")
+            widths = {part.shape[1] for part in obs_parts}, {part.shape[1] for part in action_parts}
+            if len(widths[0]) > 1 or len(widths[1]) > 1:
+                problem = f"demos differ in observation/action widths {widths}"
+                raise DatasetError(f"{self.path}: {problem}. Run `polymimic data validate`.")
         self.obs = np.ascontiguousarray(np.concatenate(obs_parts), dtype=np.float32)
         self.actions = np.ascontiguousarray(np.concatenate(action_parts), dtype=np.float32)
-        self.demo_names = names
         self.episode_lengths = np.asarray(lengths, dtype=np.int64)
-        if isinstance(env_args, bytes):
-            env_args = env_args.decode()
-        self.env_args: dict[str, Any] | None = json.loads(env_args) if env_args else None
 
     @property
     def obs_dim(self) -> int:

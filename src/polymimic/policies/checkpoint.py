@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 # Training code imports atomic_write/atomic_write_json from here too (they live in polymimic.io).
+from polymimic.errors import UserError
 from polymimic.io import atomic_write, atomic_write_json
 from polymimic.policies.base import Policy, config_to_dict, policy_class
 
@@ -27,7 +28,7 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint directory cannot be loaded; the message says what is wrong."""
 
 
