@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
-import json
 import multiprocessing
 from typing import Any
 
@@ -30,7 +29,7 @@ import numpy as np
 
 import polymimic  # noqa: F401  (registers the tasks)
 from polymimic.datasets.diagnostics import END_EFFECTOR_KEY, control_dt, rms_jerk
-from polymimic.datasets.hdf5 import _decode_attr, demo_names, open_dataset
+from polymimic.datasets.hdf5 import _decode_attr, demo_names, open_dataset, read_env_args
 from polymimic.operators import Operator, Strategy, record_episode, task_behaviours, task_operators
 from polymimic.operators.align import ALIGN_SKILLS
 from polymimic.operators.avoid import AVOID_SKILLS
@@ -67,7 +66,7 @@ def read_dataset(path: str) -> tuple[dict[str, Group], float | None, str]:
     """Per-quality groups of a dataset file, its control period and the jerk's source key."""
     groups = _new_groups()
     with open_dataset(path) as f:
-        env_args = json.loads(_decode_attr(f["data"].attrs["env_args"]))
+        env_args = read_env_args(f)
         names = demo_names(f)
         source = END_EFFECTOR_KEY if END_EFFECTOR_KEY in f["data"][names[0]]["obs"] else "actions"
         for name in names:

@@ -4,7 +4,7 @@ Datasets, checkpoints, ``eval_info.json`` and videos are all written with :func:
 so a reader (the leaderboard, a training run resuming, a plotting script) sees either the
 old file or the complete new one, never a half-written file, even when the writer is killed.
 
-This module imports only the standard library: ``torch`` and ``mujoco`` versions are read
+This module imports only the standard library (and polymimic's error classes): ``torch`` and ``mujoco`` versions are read
 from package metadata, without importing them.
 """
 
@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from polymimic.errors import OutputPathError
 
 #: Packages whose versions ``library_versions`` records (None when not installed).
 VERSIONED_PACKAGES = ("numpy", "numba", "torch", "mujoco", "gymnasium", "h5py", "polymimic")
@@ -57,6 +59,60 @@ def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[Path], None])
         tmp.unlink(missing_ok=True)  # already gone after a successful replace
     fsync(final.parent)  # makes the rename itself durable
     return final
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "output file") -> Path:
+    """Check, before long work starts, that ``path`` can be written as a file.
+
+    Creates missing parent directories (as the writers would) and checks that the parent is a
+    writable directory and that ``path`` itself is not a directory.
+
+    Raises:
+        OutputPathError: naming the path, the problem and the fix.
+    """
+    final = Path(path)
+    if final.is_dir():
+        raise OutputPathError(f"{what} {final} is a directory; give a file path instead")
+    _writable_dir(final.parent, f"the directory of {what} {final}")
+    return final
+
+
+def prepare_output_dir(path: str | os.PathLike[str], what: str = "output directory") -> Path:
+    """Create ``path`` as a directory if missing and check that it can be written into.
+
+    Raises:
+        OutputPathError: ``path`` is a file, cannot be created or is not writable.
+    """
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise OutputPathError(f"{what} {directory} is a file; give a directory path instead")
+    _writable_dir(directory, what)
+    return directory
+
+
+def _writable_dir(directory: Path, what: str) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputPathError(
+            f"{what} {directory} cannot be created: a file is in the way ({_blocking_file(directory)})"
+        ) from None
+    except OSError as exc:
+        raise OutputPathError(
+            f"{what} {directory} cannot be created ({exc.strerror}); choose a writable location"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"{what} {directory} is not writable by this user; choose a writable location"
+        )
+
+
+def _blocking_file(path: Path) -> Path:
+    """The first ancestor of ``path`` (itself included) that exists but is not a directory."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return path
 
 
 def _default_file_mode() -> int:

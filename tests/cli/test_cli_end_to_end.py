@@ -62,7 +62,7 @@ def test_user_errors_are_one_clear_line(tmp_path: Path) -> None:
                         str(tmp_path / "x.hdf5"), check=False)
     assert unknown.returncode == 1 and "known datasets" in unknown.stderr
     bad_command = polymimic("fly", check=False)
-    assert bad_command.returncode == 2 and "unknown command" in bad_command.stderr
+    assert bad_command.returncode == 1 and "unknown command" in bad_command.stderr
     no_data = polymimic("train", f"dataset={tmp_path / 'nope.hdf5'}",
                         f"hydra.run.dir={tmp_path / 'run'}", check=False)
     assert no_data.returncode == 1 and "does not exist" in no_data.stderr

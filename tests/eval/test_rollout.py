@@ -155,7 +155,7 @@ def test_rollout_video_without_render_mode_fails_clearly():
 def test_evaluate_records_follow_seeds(tmp_path):
     policy = GoalSeeker()
     seeds = list(range(ro.FINAL_EVAL_SEED_START, ro.FINAL_EVAL_SEED_START + 12))
-    info = ro.evaluate(ENV_ID, {}, policy, seeds)
+    info = ro.evaluate(ENV_ID, {}, policy, seeds, trusted_env=True)
     episodes = info["per_episode"]
     assert [e["seed"] for e in episodes] == seeds == info["seeds"]
     assert policy.resets == len(seeds)
@@ -167,7 +167,7 @@ def test_evaluate_records_follow_seeds(tmp_path):
 
 def test_evaluate_aggregates_match_hand_computation():
     seeds = range(ro.TRAIN_EVAL_SEED_START, ro.TRAIN_EVAL_SEED_START + 30)
-    info = ro.evaluate(ENV_ID, None, GoalSeeker(), seeds)
+    info = ro.evaluate(ENV_ID, None, GoalSeeker(), seeds, trusted_env=True)
     contexts = [e["context"] for e in info["per_episode"]]
     n_left, n_right, n_fail = (contexts.count(c) for c in (0, 1, 2))
     assert min(n_left, n_right, n_fail) > 0  # the seeds exercise every case
@@ -211,7 +211,7 @@ def test_aggregate_kl_to_reference_and_other_successes():
 
 
 def test_eval_info_json_is_valid_with_documented_keys(tmp_path):
-    info = ro.evaluate(ENV_ID, {}, GoalSeeker(), range(3))
+    info = ro.evaluate(ENV_ID, {}, GoalSeeker(), range(3), trusted_env=True)
     path = tmp_path / "out" / "eval_info.json"
     ro.write_eval_info(path, info)
     loaded = json.loads(path.read_text())
@@ -229,6 +229,7 @@ def test_eval_info_json_is_valid_with_documented_keys(tmp_path):
     assert loaded["policy"]["config"] == {"obs_keys": ["pos", "goal"]}
     assert set(loaded["per_episode"][0]) == {
         "seed", "context", "success", "behaviour", "return", "length", "terminated", "truncated",
+        "invalid_action",
     }  # fmt: skip
     assert [ro.EpisodeRecord.from_dict(e).to_dict() for e in loaded["per_episode"]] == (
         loaded["per_episode"]
@@ -248,7 +249,10 @@ def test_write_eval_info_replaces_and_rejects_unserialisable(tmp_path):
 
 def test_evaluate_writes_readable_mp4(tmp_path):
     video = tmp_path / "videos" / "eval.mp4"
-    info = ro.evaluate(ENV_ID, {}, GoalSeeker(), range(5), video_path=video, max_video_episodes=2)
+    info = ro.evaluate(
+        ENV_ID, {}, GoalSeeker(), range(5), video_path=video, max_video_episodes=2,
+        trusted_env=True,
+    )
     assert info["video"] == str(video)
     expected = sum(e["length"] + 1 for e in info["per_episode"][:2])
     with imageio.get_reader(video) as reader:
@@ -262,11 +266,11 @@ def test_evaluate_writes_readable_mp4(tmp_path):
 
 def test_evaluate_is_deterministic():
     seeds = range(100, 120)
-    first = ro.evaluate(ENV_ID, {}, GoalSeeker(), seeds)
-    second = ro.evaluate(ENV_ID, {}, GoalSeeker(), seeds)
+    first = ro.evaluate(ENV_ID, {}, GoalSeeker(), seeds, trusted_env=True)
+    second = ro.evaluate(ENV_ID, {}, GoalSeeker(), seeds, trusted_env=True)
     assert first["per_episode"] == second["per_episode"]
     assert first["aggregated"] == second["aggregated"]
-    other = ro.evaluate(ENV_ID, {}, GoalSeeker(), range(200, 220))
+    other = ro.evaluate(ENV_ID, {}, GoalSeeker(), range(200, 220), trusted_env=True)
     assert [e["context"] for e in other["per_episode"]] != [
         e["context"] for e in first["per_episode"]
     ]
@@ -296,17 +300,17 @@ def test_evaluate_uses_eval_mode_seeds_torch_and_restores_caller_state():
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    first = ro.evaluate(ENV_ID, {}, policy, range(10))
+    first = ro.evaluate(ENV_ID, {}, policy, range(10), trusted_env=True)
     assert torch.equal(torch.rand(3), expected_next)  # the caller's RNG stream is untouched
     assert policy.training and not any(policy.seen_training)
-    second = ro.evaluate(ENV_ID, {}, policy, range(10))
+    second = ro.evaluate(ENV_ID, {}, policy, range(10), trusted_env=True)
     assert first["per_episode"] == second["per_episode"]
     assert first["policy"]["name"] == "test_noisy"
 
 
 def test_evaluate_rejects_empty_seeds():
     with pytest.raises(ValueError, match="seed"):
-        ro.evaluate(ENV_ID, {}, GoalSeeker(), [])
+        ro.evaluate(ENV_ID, {}, GoalSeeker(), [], trusted_env=True)
 
 
 def test_seed_ranges_are_disjoint_from_dataset_seeds():

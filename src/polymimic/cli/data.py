@@ -10,10 +10,18 @@ import time
 from pathlib import Path
 
 from polymimic.cli.data_tools import add_tool_commands
+from polymimic.cli.options import Parser, float_in, int_in
 from polymimic.datasets.generate import generate_dataset
 from polymimic.datasets.manifest import check_manifest, load_manifest
-from polymimic.datasets.registry import DATA_HOME_ENV, DATASETS, dataset_path, dataset_spec
+from polymimic.datasets.registry import (
+    DATA_HOME_ENV,
+    DATASETS,
+    MAX_DATASET_SEEDS,
+    dataset_path,
+    dataset_spec,
+)
 from polymimic.datasets.validate import dataset_info, validate_dataset
+from polymimic.io import check_output_file
 
 GENERATE_HELP = f"""Generate a named dataset into an HDF5 file.
 
@@ -26,7 +34,7 @@ every demo is checked against the dataset's committed content-hash manifest.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="polymimic data", description=__doc__)
+    parser = Parser(prog="polymimic data", description=__doc__)
     commands = parser.add_subparsers(dest="action", required=True)
 
     generate = commands.add_parser(
@@ -61,11 +69,16 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
         help="output .hdf5 path (default: the dataset's place in the data home)",
     )
     generate.add_argument(
-        "--demos-per-operator", type=int, default=None,
+        "--demos-per-operator", type=int_in(1, MAX_DATASET_SEEDS), default=None,
         help="fewer demos than the named dataset's default (the first of each operator)",
     )
-    generate.add_argument("--workers", type=int, default=1, help="parallel processes")
-    generate.add_argument("--valid-fraction", type=float, default=0.1)
+    generate.add_argument(
+        "--workers", type=int_in(1, 256), default=1, help="parallel processes"
+    )
+    generate.add_argument(
+        "--valid-fraction", type=float_in(0.0, 1.0, high_open=True), default=0.1,
+        help="share of successful demos in mask/valid, in [0, 1)",
+    )
     generate.add_argument(
         "--overwrite", action="store_true",
         help="regenerate even if the output exists (it is replaced only once complete)",
@@ -81,7 +94,7 @@ def _generate(args: argparse.Namespace) -> int:
     spec = dataset_spec(args.dataset)
     # The generator reports resumption and re-recorded demos through logging.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = args.out if args.out is not None else dataset_path(spec.name)
+    out = check_output_file(args.out if args.out is not None else dataset_path(spec.name))
     start = time.perf_counter()
     path = generate_dataset(
         spec, out, args.demos_per_operator, workers=args.workers,

@@ -7,11 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from polymimic.cli.options import float_in, int_in
 from polymimic.datasets.tools import (
     masks_from_attribute,
     playback,
     split_train_valid,
 )
+from polymimic.envs.allowlist import CAMERAS
 
 PLAYBACK_HELP = """Replay demos in their environment and write an mp4.
 
@@ -29,8 +31,8 @@ def add_tool_commands(commands: argparse._SubParsersAction) -> None:
         "split", help="(re)write train/valid masks (robomimic split_train_val semantics)"
     )
     split.add_argument("path", type=Path)
-    split.add_argument("--valid-fraction", type=float, default=0.1)
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--valid-fraction", type=float_in(0.0, 1.0, high_open=True), default=0.1)
+    split.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
     split.add_argument(
         "--filter-key", default=None,
         help="split only this mask's demos, into <key>_train and <key>_valid",
@@ -71,17 +73,21 @@ def _add_playback(commands: argparse._SubParsersAction) -> None:
     playback_parser.add_argument("path", type=Path)
     playback_parser.add_argument("--out", type=Path, required=True, help="the mp4 to write")
     which = playback_parser.add_mutually_exclusive_group()
-    which.add_argument("--demos", type=int, default=None, help="the first N demos (default all)")
+    which.add_argument(
+        "--demos", type=int_in(1, 100_000), default=None, help="the first N demos (default all)"
+    )
     which.add_argument("--demo", default=None, help="one demo by name, e.g. demo_3")
     playback_parser.add_argument("--filter-key", default=None, help="choose demos from this mask")
     playback_parser.add_argument(
         "--use-actions", action="store_true", help="replay actions from the first state"
     )
-    playback_parser.add_argument("--camera", default="front", help="front, top, ...")
+    playback_parser.add_argument("--camera", default="front", choices=CAMERAS)
     playback_parser.add_argument(
         "--size", type=_size, default=(240, 320), help="HEIGHTxWIDTH (default 240x320)"
     )
-    playback_parser.add_argument("--video-skip", type=int, default=1, help="keep every Nth frame")
+    playback_parser.add_argument(
+        "--video-skip", type=int_in(1, 1000), default=1, help="keep every Nth frame"
+    )
     playback_parser.set_defaults(run=_playback)
 
 
@@ -92,8 +98,13 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(
             f"expected HEIGHTxWIDTH such as 240x320, got {text!r}"
         ) from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    from polymimic.envs.base import MAX_RENDER_HEIGHT, MAX_RENDER_WIDTH
+
+    if not (1 <= height <= MAX_RENDER_HEIGHT and 1 <= width <= MAX_RENDER_WIDTH):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is outside 1x1 to {MAX_RENDER_HEIGHT}x{MAX_RENDER_WIDTH} (the tasks' "
+            "offscreen framebuffer)"
+        )
     return height, width
 
 

@@ -6,35 +6,48 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from polymimic.cli.options import Parser, check_option, int_in
 from polymimic.datasets.validate import dataset_info
+from polymimic.envs.allowlist import check_env_args, check_env_request
 from polymimic.eval.rollout import FINAL_EVAL_SEED_START, evaluate, write_eval_info
+from polymimic.io import prepare_output_dir
 from polymimic.policies.checkpoint import load_checkpoint, read_checkpoint_config
+
+MAX_EPISODES = 100_000
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="polymimic eval", description=__doc__)
+    parser = Parser(prog="polymimic eval", description=__doc__)
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
-    parser.add_argument("--episodes", type=int, default=50, help="episodes (one per seed)")
     parser.add_argument(
-        "--seed-start", type=int, default=FINAL_EVAL_SEED_START,
+        "--episodes", type=int_in(1, MAX_EPISODES), default=50, help="episodes (one per seed)"
+    )
+    parser.add_argument(
+        "--seed-start", type=int_in(0, 2**31 - 1 - MAX_EPISODES), default=FINAL_EVAL_SEED_START,
         help="first seed; final evaluation seeds are disjoint from dataset and training-time seeds",
     )
     parser.add_argument("--out-dir", type=Path, default=None, help="default: <checkpoint>/eval")
-    parser.add_argument("--video-episodes", type=int, default=2, help="episodes in the mp4 (0: none)")
-    parser.add_argument("--env", default=None, help="env id (default: the one the policy was trained on)")
+    parser.add_argument(
+        "--video-episodes", type=int_in(0, 100), default=2, help="episodes in the mp4 (0: none)"
+    )
+    parser.add_argument(
+        "--env", default=None, help="a polymimic task id (default: the policy's own)"
+    )
     parser.add_argument("--dataset", type=Path, default=None, help="dataset for the KL reference")
     parser.set_defaults(run=run)
     return parser
 
 
 def _env_of(checkpoint_config: dict[str, Any], override: str | None) -> tuple[str, dict[str, Any]]:
-    env_args = checkpoint_config.get("env_args") or {}
-    env_id = override or env_args.get("env_name")
-    if not env_id:
-        raise ValueError(
-            "the checkpoint does not record its environment; pass --env, e.g. --env polymimic/Push-v0"
-        )
-    return env_id, dict(env_args.get("env_kwargs") or {}) if not override else {}
+    """The env to evaluate in: ``--env``, else the checkpoint's, checked by the allowlist."""
+    if override is not None:
+        return check_env_request(override)
+    env_args = checkpoint_config.get("env_args")
+    check_option(
+        env_args is not None,
+        "the checkpoint does not record its environment; pass --env, e.g. --env polymimic/Push-v0",
+    )
+    return check_env_args(env_args)
 
 
 def _reference_distribution(path: Path | None) -> dict[str, float] | None:
@@ -61,10 +74,13 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = load_checkpoint(args.checkpoint)
+    check_option(
+        args.video_episodes <= args.episodes,
+        f"--video-episodes {args.video_episodes} is more than --episodes {args.episodes}",
+    )
     env_id, env_kwargs = _env_of(read_checkpoint_config(args.checkpoint), args.env)
-    out_dir = args.out_dir or args.checkpoint / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    policy = load_checkpoint(args.checkpoint)
+    out_dir = prepare_output_dir(args.out_dir or args.checkpoint / "eval")
     video = out_dir / "rollouts.mp4" if args.video_episodes > 0 else None
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     info = evaluate(

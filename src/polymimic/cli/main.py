@@ -11,6 +11,8 @@ import argparse
 import sys
 
 from polymimic.cli import data, evaluate
+from polymimic.cli.options import USER_ERROR_EXIT
+from polymimic.errors import UserError
 
 USAGE = """usage: polymimic <command> [args]
 
@@ -38,17 +40,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parsers = {"data": data.build_parser, "eval": evaluate.build_parser}
     if command not in parsers:
-        print(f"polymimic: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
+        known = ", ".join(["train", *parsers])
+        print(f"polymimic: error: unknown command {command!r}; commands: {known} "
+              "(see `polymimic --help`)", file=sys.stderr)
+        return USER_ERROR_EXIT
     parser: argparse.ArgumentParser = parsers[command]()
     args = parser.parse_args(rest)
     try:
         return int(args.run(args) or 0)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
-        # User-caused errors (unknown names, bad files) get one line, not a traceback.
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"polymimic {command}: error: {message}", file=sys.stderr)
-        return 1
+    except UserError as exc:
+        # Problems the user can fix (bad files, options, names, outputs) get one line; any
+        # other exception is a bug and keeps its traceback.
+        print(f"polymimic {command}: error: {exc}", file=sys.stderr)
+        return USER_ERROR_EXIT
 
 
 if __name__ == "__main__":

@@ -24,14 +24,21 @@ simulator code.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import h5py
 import numpy as np
 
-from polymimic.datasets.hdf5 import PathLike, _decode_attr, demo_names, open_dataset
+from polymimic.datasets.hdf5 import (
+    PathLike,
+    check_demo,
+    demo_attrs,
+    demo_names,
+    open_dataset,
+    read_demo_arrays,
+    read_env_args,
+)
 
 #: Observation key used for the end-effector path when present.
 END_EFFECTOR_KEY = "tip_pos"
@@ -216,26 +223,17 @@ def markov_check(
 
 
 def control_dt(env_args: dict[str, Any]) -> float | None:
-    """The env's control period in seconds, from its registered class, without building it.
+    """The env's control period in seconds, from its task class, without building it.
 
-    polymimic tasks declare ``physics_timestep * substeps``; other envs fall back to
-    ``1 / metadata["render_fps"]`` (Gymnasium's MuJoCo envs set render_fps to 1/dt).
-    None when the env id is unknown here.
+    polymimic tasks declare ``physics_timestep * substeps``. None for any id that is not a
+    polymimic task: the id comes from the file, and looking up another id through Gymnasium
+    could import code (``module:Env``), so it is never looked up.
     """
-    import gymnasium as gym
+    from polymimic.envs import TASK_CLASSES
 
-    try:
-        spec = gym.spec(str(env_args.get("env_name")))
-        cls = spec.entry_point
-        if isinstance(cls, str):
-            cls = gym.envs.registration.load_env_creator(cls)
-    except Exception:  # an unregistered or unimportable env: jerk per step instead
-        return None
-    timestep, substeps = getattr(cls, "physics_timestep", None), getattr(cls, "substeps", None)
-    if isinstance(timestep, float) and isinstance(substeps, int):
-        return timestep * substeps
-    fps = getattr(cls, "metadata", {}).get("render_fps")
-    return 1.0 / fps if fps else None
+    name = env_args.get("env_name")
+    cls = next((c for c in TASK_CLASSES if c.task_id == name), None)
+    return None if cls is None else cls.physics_timestep * cls.substeps
 
 
 def _low_dim_keys(demo: h5py.Group) -> list[str]:
@@ -245,19 +243,19 @@ def _low_dim_keys(demo: h5py.Group) -> list[str]:
 
 def _read_groups(f: h5py.File, names: list[str]) -> dict[str, dict[str, list]]:
     """Per operator: flattened observations, actions, end-effector path, lengths, successes."""
-    keys = _low_dim_keys(f["data"][names[0]])
+    keys = _low_dim_keys(check_demo(f, names[0]))
     groups: dict[str, dict[str, list]] = {}
     for name in names:
-        demo = f["data"][name]
-        actions = demo["actions"][()].reshape(len(demo["actions"]), -1)
-        obs = {k: demo["obs"][k][()].reshape(len(actions), -1) for k in keys}
-        attrs = demo.attrs
-        operator = str(_decode_attr(attrs["operator"])) if "operator" in attrs else _ALL
+        arrays = read_demo_arrays(f, name, ["actions", *(f"obs/{k}" for k in keys)])
+        actions = arrays["actions"].reshape(len(arrays["actions"]), -1)
+        obs = {k: arrays[f"obs/{k}"].reshape(len(actions), -1) for k in keys}
+        attrs = demo_attrs(f["data"][name])
+        operator = str(attrs["operator"]) if "operator" in attrs else _ALL
         group = groups.setdefault(operator, {"episodes": [], "paths": [], "success": []})
         group["episodes"].append((np.concatenate([obs[k] for k in keys], axis=1), actions))
         group["paths"].append(obs.get(END_EFFECTOR_KEY, actions))
         if "success" in attrs:
-            group["success"].append(bool(_decode_attr(attrs["success"])))
+            group["success"].append(bool(attrs["success"]))
     return groups
 
 
@@ -275,7 +273,7 @@ def operator_diagnostics(path: PathLike, history: int = HISTORY) -> dict[str, An
     """
     with open_dataset(path) as f:
         names = demo_names(f)
-        env_args = json.loads(_decode_attr(f["data"].attrs["env_args"]))
+        env_args = read_env_args(f)
         has_effector = END_EFFECTOR_KEY in f["data"][names[0]]["obs"]
         source = f"obs/{END_EFFECTOR_KEY}" if has_effector else "actions"
         groups = _read_groups(f, names)

@@ -28,7 +28,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from polymimic.datasets.hdf5 import PathLike, _decode_attr, _error, demo_names, open_dataset
+from polymimic.datasets.hdf5 import (
+    PathLike,
+    _decode_attr,
+    _error,
+    demo_names,
+    open_dataset,
+    read_json_attr,
+)
 from polymimic.io import atomic_write_json, library_versions
 
 MANIFEST_VERSION = 1
@@ -218,7 +225,7 @@ def check_manifest(path: PathLike, manifest: Mapping[str, Any]) -> ManifestCheck
         DatasetError: unreadable file, or the file holds another dataset than the manifest.
     """
     with open_dataset(path) as f:
-        metadata = json.loads(_decode_attr(f["data"].attrs.get("polymimic_metadata", "{}")))
+        metadata = read_json_attr(f, "polymimic_metadata")
     name = metadata.get("dataset_name")
     if name != manifest["dataset"]:
         raise _error(path, f"file holds dataset {name!r}, manifest is for {manifest['dataset']!r}",

@@ -32,10 +32,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from polymimic.datasets.hdf5 import PathLike, _decode_attr, demo_names, open_dataset
+from polymimic.datasets.episode import Episode
+from polymimic.datasets.hdf5 import (
+    PathLike,
+    demo_names,
+    open_dataset,
+    read_env_args,
+    read_episode,
+    read_json_attr,
+)
+from polymimic.envs.allowlist import check_env_args, make_env
 
 MINARI_EXTRA_HINT = "pip install 'polymimic[minari]'"
 
@@ -77,23 +85,22 @@ def _metadata_value(value: Any) -> Any:
     return value if isinstance(value, bool | int | float | str) else str(value)
 
 
-def episode_buffer(demo: h5py.Group, name: str) -> tuple[Any, dict[str, Any]]:
+def episode_buffer(episode: Episode, name: str) -> tuple[Any, dict[str, Any]]:
     """One demo as a Minari ``EpisodeBuffer`` (T + 1 observations) and its metadata."""
     from minari.data_collector import EpisodeBuffer
 
     observations = {
-        key: np.concatenate([demo["obs"][key][()], demo["next_obs"][key][-1:]])
-        for key in demo["obs"]
+        key: np.concatenate([episode.obs[key], episode.next_obs[key][-1:]]) for key in episode.obs
     }
-    attrs = {k: _decode_attr(v) for k, v in demo.attrs.items() if k != "num_samples"}
+    attrs = dict(episode.attrs)
     seed = attrs.pop("seed", None)
     buffer = EpisodeBuffer(
-        seed=int(seed) if seed is not None else None,
+        seed=int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
         observations=observations,
-        actions=demo["actions"][()],
-        rewards=demo["rewards"][()],
-        terminations=demo["terminations"][()].astype(bool),
-        truncations=demo["truncations"][()].astype(bool),
+        actions=episode.actions,
+        rewards=episode.rewards,
+        terminations=episode.terminations,
+        truncations=episode.truncations,
     )
     metadata = {k: _metadata_value(v) for k, v in attrs.items()}
     return buffer, {**metadata, "polymimic_demo": name}
@@ -124,15 +131,14 @@ def export_minari(
         ValueError: Minari refuses the id (malformed, or already present).
     """
     minari = _import_minari()
-    import gymnasium as gym
 
     import polymimic  # noqa: F401  (registers the env ids Minari records the spec of)
 
     with open_dataset(path) as f:
-        env_args = json.loads(_decode_attr(f["data"].attrs["env_args"]))
-        source_metadata = json.loads(_decode_attr(f["data"].attrs["polymimic_metadata"]))
-        pairs = [episode_buffer(f["data"][n], n) for n in demo_names(f, filter_key)]
-    env = gym.make(env_args["env_name"], **env_args.get("env_kwargs", {}))
+        env_args = read_env_args(f)
+        source_metadata = read_json_attr(f, "polymimic_metadata")
+        pairs = [episode_buffer(read_episode(f, n), n) for n in demo_names(f, filter_key)]
+    env = make_env(*check_env_args(env_args))
     try:
         with _datasets_root(out_dir), warnings.catch_warnings():
             # Minari warns about every optional field left empty (author e-mail, permalink).

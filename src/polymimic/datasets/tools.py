@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,16 @@ from polymimic.datasets.hdf5 import (
     PathLike,
     _decode_attr,
     choose_valid,
+    demo_attrs,
     demo_names,
     mask_keys,
     open_dataset,
+    read_demo_arrays,
+    read_env_args,
     write_masks,
 )
-from polymimic.io import write_mp4
+from polymimic.errors import OptionError
+from polymimic.io import check_output_file, write_mp4
 
 #: Masks the generator writes and learners select by; ``masks_from_attribute`` refuses to
 #: replace them unless forced, so a typo in ``--prefix`` cannot silently change a training set.
@@ -96,10 +99,7 @@ def split_train_valid(
 
 def demo_attributes(f: h5py.File) -> dict[str, dict[str, Any]]:
     """Every demo's attrs (``num_samples`` left out), decoded to plain Python values."""
-    return {
-        name: {k: _decode_attr(v) for k, v in f["data"][name].attrs.items() if k != "num_samples"}
-        for name in demo_names(f)
-    }
+    return {name: demo_attrs(f["data"][name]) for name in demo_names(f)}
 
 
 def masks_from_attribute(
@@ -184,19 +184,19 @@ def select_demos(
 
 
 def make_playback_env(env_args: dict[str, Any], camera: str, size: tuple[int, int]) -> Any:
-    """The dataset's env, re-created from ``env_args`` with ``render()`` frames of ``size``."""
-    import gymnasium as gym
+    """The dataset's env, re-created from ``env_args`` with ``render()`` frames of ``size``.
 
-    import polymimic  # noqa: F401  (registers the polymimic/* ids, picks a GL backend)
+    Raises:
+        EnvRequestError: ``env_args`` (from the file) or the render settings are outside the
+            env allowlist (``polymimic.envs.allowlist``).
+    """
+    from polymimic.envs.allowlist import check_env_args, make_env
 
-    kwargs = {
-        **env_args.get("env_kwargs", {}),
-        "render_mode": "rgb_array",
-        "render_height": size[0],
-        "render_width": size[1],
-        "render_camera": camera,
-    }
-    return gym.make(env_args["env_name"], **kwargs)
+    env_id, kwargs = check_env_args(env_args)
+    return make_env(
+        env_id, kwargs, render_mode="rgb_array", render_height=size[0], render_width=size[1],
+        render_camera=camera,
+    )
 
 
 def _replay_states(env: Any, states: np.ndarray) -> Iterator[np.ndarray]:
@@ -228,12 +228,13 @@ def _read_for_playback(
         names = select_demos(f, demo, num_demos, filter_key)
         if not names:
             raise DatasetError(f"{path}: no demo selected to play back")
-        env_args = json.loads(_decode_attr(f["data"].attrs["env_args"]))
+        env_args = read_env_args(f)
         episodes = []
         for name in names:
-            group = f["data"][name]
-            seed = int(_decode_attr(group.attrs.get("seed", 0)))
-            episodes.append((group["states"][()], group["actions"][()], seed))
+            arrays = read_demo_arrays(f, name, ["states", "actions"])
+            seed = demo_attrs(f["data"][name]).get("seed", 0)
+            seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+            episodes.append((arrays["states"], arrays["actions"], seed))
     return names, env_args, episodes
 
 
@@ -269,7 +270,8 @@ def playback(
         DatasetError: unreadable file, unknown demo or mask, nothing selected.
     """
     if video_skip < 1:
-        raise ValueError(f"video_skip must be >= 1, got {video_skip}")
+        raise OptionError(f"video_skip must be >= 1, got {video_skip}")
+    check_output_file(video, "video")
     names, env_args, episodes = _read_for_playback(path, demo, num_demos, filter_key)
     env = make_playback_env(env_args, camera, size)
     divergence = [0.0]  # updated while the frames stream into the video

@@ -3,6 +3,10 @@
 A task subclass supplies its objects' MJCF, its initial-state distribution, its
 observations and its progress/behaviour bookkeeping; this class owns everything else, so
 the timing, controller and replay guarantees are the same in every task.
+
+The limits a caller must respect (``MAX_RENDER_WIDTH``, ``MAX_RENDER_HEIGHT``,
+``MAX_CAMERAS``, ``OBS_MODES``, ``TARGET_BOUNDS``) are module constants so that code that
+checks requests before building an env (``polymimic.envs.allowlist``) uses the same values.
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from polymimic.envs.checks import (
+    EnvConfigError,
+    InvalidStateError,
+    as_action_array,
+    check_camera_list,
+    check_camera_names,
+    check_choice,
+    check_image_size,
+    check_state,
+    non_finite_action_error,
+)
 from polymimic.envs.rendering import make_renderer
 from polymimic.envs.robot import (
     ArmIndices,
@@ -24,17 +39,48 @@ from polymimic.envs.robot import (
     arm_xml,
     solve_home_qpos,
 )
+from polymimic.errors import InvalidActionError
 
 # The site frame points straight down: x along world x, z along world -z.
 TOOL_DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 OBS_MODES = ("state", "rgb", "state+rgb")
+# The offscreen framebuffer compiled into every model (<global offwidth/offheight>): no
+# render() frame or image observation can be larger. Changing them changes the compiled
+# model, so they are fixed per task version.
+MAX_RENDER_WIDTH = 640
+MAX_RENDER_HEIGHT = 480
+MAX_CAMERAS = 4  # image observations per step; more is a mistake (and slow)
+# reset_to() accepts controller targets in this box (m, world frame: x, y, z). A sanity
+# bound, not a task's workspace: every task clips its target to a box well inside it
+# (x in [0.28, 0.80], |y| <= 0.35, z in [0.015, 0.30]) and the arm cannot reach its edges,
+# so a target outside comes from a corrupt or foreign state, never from get_state().
+TARGET_BOUNDS = ((-1.5, -1.5, -0.1), (1.5, 1.5, 1.5))
+# Public: the limits (read by envs/allowlist.py), the errors and the tasks' helpers.
+__all__ = [
+    "MAX_CAMERAS", "MAX_RENDER_HEIGHT", "MAX_RENDER_WIDTH", "OBS_MODES", "TARGET_BOUNDS",
+    "TOOL_DOWN", "ArmTaskEnv", "EnvConfigError", "InvalidStateError", "planar_pose_obs",
+    "step_target", "unit_action_space", "vector_spaces",
+]  # fmt: skip
 
 
 class ArmTaskEnv(gym.Env):
     """Shared machinery of the tabletop tasks; see each task's docstring for its spec.
 
     Subclasses set the class attributes below and implement the ``_task_*`` hooks.
+
+    **Input checks.** What a caller passes is checked before it reaches MuJoCo, and a
+    refused input raises a :class:`~polymimic.errors.UserError` (a ``ValueError``) with a
+    one-line message and leaves the env exactly as it was:
+
+    * constructor arguments (``EnvConfigError``): ``render_height``/``camera_height`` in
+      ``[1, MAX_RENDER_HEIGHT]`` and ``render_width``/``camera_width`` in
+      ``[1, MAX_RENDER_WIDTH]`` (the model's offscreen framebuffer, 640 x 480), ``obs_mode``
+      in ``OBS_MODES``, ``cameras`` 1 to ``MAX_CAMERAS`` distinct camera names and
+      ``render_camera`` a camera of the model;
+    * ``step`` (``InvalidActionError``): an action of the wrong shape or with a NaN or
+      infinite element; finite values outside the action space are clipped, as always;
+    * ``reset_to`` (``InvalidStateError``): see its docstring.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -60,26 +106,39 @@ class ArmTaskEnv(gym.Env):
     ) -> None:
         """Args:
         render_mode: ``"rgb_array"`` for ``render()`` frames (videos), else None.
-        render_height, render_width, render_camera: size and camera of ``render()``.
+        render_height, render_width, render_camera: size and camera of ``render()``; at
+            most ``MAX_RENDER_HEIGHT`` x ``MAX_RENDER_WIDTH`` (480 x 640) pixels.
         obs_mode: ``"state"`` (the task's low-dimensional keys), ``"rgb"`` (one
             ``<camera>_image`` uint8 (H, W, 3) key per camera) or ``"state+rgb"`` (both).
-        cameras: cameras for image observations: ``"front"``, ``"top"``, ``"wrist"``.
-        camera_height, camera_width: image observation size in pixels.
+        cameras: cameras for image observations: ``"front"``, ``"top"``, ``"wrist"``;
+            1 to ``MAX_CAMERAS`` distinct names (unused, but still checked, when
+            ``obs_mode="state"``, where the list may also be empty).
+        camera_height, camera_width: image observation size in pixels, limited as
+            ``render_height``/``render_width``.
+
+        Raises:
+            EnvConfigError: an argument outside the ranges above (checked before the model
+                is compiled, so a bad size fails here rather than inside the renderer).
         """
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; use one of "
-                f"{self.metadata['render_modes']} or None"
-            )
-        if obs_mode not in OBS_MODES:
-            raise ValueError(f"obs_mode={obs_mode!r} is not supported; use one of {OBS_MODES}")
+        # Checked in full even where unused (e.g. camera sizes in "state" mode) so that a
+        # configuration is valid or not regardless of which features a run exercises.
+        check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        check_choice("obs_mode", obs_mode, OBS_MODES)
+        self.render_height, self.render_width = check_image_size(
+            "render", render_height, render_width, MAX_RENDER_HEIGHT, MAX_RENDER_WIDTH
+        )
+        self.camera_height, self.camera_width = check_image_size(
+            "camera", camera_height, camera_width, MAX_RENDER_HEIGHT, MAX_RENDER_WIDTH
+        )
+        # Image modes need a camera; "state" ignores the list, so it may be empty there.
+        cameras = check_camera_list(cameras, int("rgb" in obs_mode), MAX_CAMERAS)
         self.render_mode = render_mode
-        self.render_height, self.render_width = render_height, render_width
         self.render_camera = render_camera
         self.obs_mode = obs_mode
-        self.cameras = tuple(cameras) if "rgb" in obs_mode else ()
-        self.camera_height, self.camera_width = camera_height, camera_width
+        self.cameras = cameras if "rgb" in obs_mode else ()
         self._build_simulation()
+        check_camera_names("render_camera", (render_camera,), self.camera_names)
+        check_camera_names("cameras", cameras, self.camera_names)
         self.home_qpos = self._home_qpos()
         self.target_pos = np.zeros(3)  # the controller's Cartesian target (part of the state)
         self.context = 0
@@ -154,7 +213,7 @@ class ArmTaskEnv(gym.Env):
 <mujoco model="{type(self).__name__}">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{self.physics_timestep}" integrator="implicitfast" {self.physics_options}/>
-  <visual><global offwidth="640" offheight="480"/><quality shadowsize="0" offsamples="0"/></visual>
+  <visual><global offwidth="{MAX_RENDER_WIDTH}" offheight="{MAX_RENDER_HEIGHT}"/><quality shadowsize="0" offsamples="0"/></visual>
   <default>{arm_defaults_xml()}</default>
   <asset>
     <texture name="grid" type="2d" builtin="checker" width="256" height="256"
@@ -201,9 +260,9 @@ class ArmTaskEnv(gym.Env):
         if requested is None:
             return int(self.np_random.integers(self.num_contexts))
         if isinstance(requested, bool) or not isinstance(requested, int | np.integer):
-            raise ValueError(f"options['context'] must be an int, got {requested!r}")
+            raise EnvConfigError(f"options['context'] must be an int, got {requested!r}")
         if not 0 <= requested < self.num_contexts:
-            raise ValueError(
+            raise EnvConfigError(
                 f"context {requested} does not exist: {type(self).__name__} has contexts "
                 f"0..{self.num_contexts - 1}"
             )
@@ -212,17 +271,35 @@ class ArmTaskEnv(gym.Env):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Apply ``action`` for one control step (``substeps`` physics steps).
+
+        Finite values outside the action space are clipped to it. A NaN or infinite
+        element is refused rather than clipped: ``min(max(nan, low), high)`` is NaN, which
+        would poison the controller target for the rest of the episode, and an infinity
+        is almost always a bug upstream (a policy that diverged), not a saturated command.
+
+        Raises:
+            InvalidActionError: the action has the wrong shape, is not numeric, or has a
+                NaN or infinite element; the env state is unchanged (``get_state()`` is
+                as before the call) and the episode can continue with a valid action.
+        """
         if not (isinstance(action, np.ndarray) and action.dtype.kind == "f"):
-            action = np.asarray(action, dtype=np.float64)
+            action = as_action_array(action)
         if action.shape != self._action_shape:
-            raise ValueError(f"action shape {action.shape} != {self._action_shape}")
-        # Clipped as Python floats: for 2-4 numbers that is cheaper than numpy calls, and
-        # float32 -> float gives exactly the float64 values numpy would.
+            raise InvalidActionError(
+                f"action has shape {action.shape}, expected {self._action_shape} for "
+                f"{type(self).__name__}: one value per dimension of env.action_space"
+            )
+        # Checked and clipped as Python floats: for 2-4 numbers that is cheaper than numpy
+        # calls, and float32 -> float gives exactly the float64 values numpy would.
+        values = action.tolist()
+        if not all(map(math.isfinite, values)):
+            raise non_finite_action_error(values)
         lows, highs = self._action_bounds
         self._apply_action(
             [
                 min(max(value, low), high)
-                for value, low, high in zip(action.tolist(), lows, highs, strict=True)
+                for value, low, high in zip(values, lows, highs, strict=True)
             ]
         )
         self.controller.joint_targets(
@@ -269,13 +346,26 @@ class ArmTaskEnv(gym.Env):
         return self._state_size + 4 + self.task_state_size
 
     def reset_to(self, state: np.ndarray) -> dict[str, np.ndarray]:
-        """Restore a ``get_state()`` vector exactly; returns the observation there."""
-        state = np.asarray(state, dtype=np.float64)
-        if state.shape != (self.state_size,):
-            raise ValueError(
-                f"state has shape {state.shape}, expected ({self.state_size},) for "
-                f"{type(self).__name__}; was it recorded with another task or version?"
-            )
+        """Restore a ``get_state()`` vector exactly; returns the observation there.
+
+        The vector is checked before any of it reaches the simulation: its length must be
+        ``state_size``, every value finite, the context id an integer in
+        ``[0, num_contexts)`` and the controller target inside ``TARGET_BOUNDS`` (a sanity
+        box, x and y in [-1.5, 1.5] m and z in [-0.1, 1.5] m, that holds every task's
+        clipped workspace with a wide margin).
+
+        Raises:
+            InvalidStateError: the first problem found; the simulation is left untouched.
+                Valid states come from ``get_state()`` of the same task and version.
+        """
+        state = check_state(
+            state,
+            task=type(self).__name__,
+            physics_size=self._state_size,
+            state_size=self.state_size,
+            num_contexts=self.num_contexts,
+            target_bounds=TARGET_BOUNDS,
+        )
         n = self._state_size
         mujoco.mj_setState(self.model, self.data, state[:n], _STATE_SPEC)
         self.target_pos = state[n : n + 3].copy()
@@ -293,9 +383,7 @@ class ArmTaskEnv(gym.Env):
         if "state" in self.obs_mode:
             spaces.update(self._observation_space().spaces)
         shape = (self.camera_height, self.camera_width, 3)
-        for camera in self.cameras:
-            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
-                raise ValueError(f"unknown camera {camera!r}; this task has {self.camera_names}")
+        for camera in self.cameras:  # names checked in __init__
             spaces[f"{camera}_image"] = gym.spaces.Box(0, 255, shape, np.uint8)
         return gym.spaces.Dict(spaces)
 

@@ -11,11 +11,11 @@ the CLI and the leaderboard all read (LeRobot's ``eval_info.json`` is the model)
       "policy":   {"name", "class", "config"},
       "seeds":    [int, ...],
       "per_episode": [{"seed", "context", "success", "behaviour", "return", "length",
-                       "terminated", "truncated"}, ...],
+                       "terminated", "truncated", "invalid_action"}, ...],
       "aggregated": {"num_episodes", "num_successes", "success_rate", "success_rate_ci95",
                      "behaviour_counts", "behaviour_distribution", "num_behaviours",
                      "behaviour_entropy", "behaviour_entropy_ci95",
-                     "conditional_behaviour_entropy", "kl_to_reference",
+                     "conditional_behaviour_entropy", "kl_to_reference", "num_invalid_action_episodes",
                      "mean_return", "mean_length"},
       "video": path or null,
       "versions": {"python", "numpy", "torch", "mujoco", "gymnasium", "h5py", "polymimic",
@@ -38,6 +38,8 @@ import gymnasium as gym
 import numpy as np
 
 from polymimic.datasets.obs import flatten_obs
+from polymimic.envs.allowlist import make_env
+from polymimic.errors import UserError
 from polymimic.eval import metrics
 from polymimic.io import atomic_write_json, library_versions, write_mp4
 
@@ -76,6 +78,8 @@ class EpisodeRecord:
         length: number of ``step`` calls.
         terminated: the env ended the episode (on success, for polymimic tasks).
         truncated: the time limit ended the episode.
+        invalid_action: the policy emitted a NaN or infinite action, which ended the
+            episode as a failure before that action reached the env.
     """
 
     seed: int
@@ -86,6 +90,7 @@ class EpisodeRecord:
     length: int
     terminated: bool
     truncated: bool
+    invalid_action: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the ``eval_info.json`` key names."""
@@ -98,6 +103,7 @@ class EpisodeRecord:
         """Inverse of :meth:`to_dict` (reads ``per_episode`` entries back)."""
         fields = dict(data)
         fields["episode_return"] = fields.pop("return")
+        fields.setdefault("invalid_action", False)  # eval_info files written before it existed
         return cls(**fields)
 
 
@@ -116,7 +122,9 @@ def rollout(
     Args:
         env: an env following the polymimic contract (``info["success"]``/``["behaviour"]``).
         act_fn: maps the env's (dict) observation to an action. Reset any policy memory
-            before calling this; ``rollout`` knows nothing about policies.
+            before calling this; ``rollout`` knows nothing about policies. A NaN, infinite
+            or non-numeric action ends the episode as a failure (``invalid_action``) without
+            reaching the env.
         seed: passed to ``env.reset``; it fixes the initial state.
         options: passed to ``env.reset`` (e.g. ``{"context": k}``).
         record_video: collect ``env.render()`` after reset and after every step (the env
@@ -129,9 +137,16 @@ def rollout(
     context = getattr(env.unwrapped, "context", info.get("context"))
     frames: list[np.ndarray] | None = [_frame(env)] if record_video else None
     total_reward, length = 0.0, 0
-    terminated = truncated = False
+    terminated = truncated = invalid = False
     while not (terminated or truncated):
-        obs, reward, terminated, truncated, info = env.step(act_fn(obs))
+        action = np.asarray(act_fn(obs))
+        if action.dtype.kind not in "biuf" or not np.isfinite(action).all():
+            # An untrusted policy (a leaderboard submission) must not crash the evaluation
+            # nor poison the simulation: the episode ends here, as a failure.
+            invalid = True
+            info = {**info, "success": False}
+            break
+        obs, reward, terminated, truncated, info = env.step(action)
         total_reward += float(reward)
         length += 1
         if frames is not None:
@@ -145,6 +160,7 @@ def rollout(
         length=length,
         terminated=bool(terminated),
         truncated=bool(truncated),
+        invalid_action=invalid,
     )
     return record, frames
 
@@ -283,6 +299,7 @@ def aggregate(
             labels, [r.context for r in in_task], len(behaviours)
         ),
         "kl_to_reference": kl,
+        "num_invalid_action_episodes": sum(r.invalid_action for r in records),
         "mean_return": float(np.mean([r.episode_return for r in records])),
         "mean_length": float(np.mean([r.length for r in records])),
     }
@@ -308,6 +325,7 @@ def evaluate(
     video_path: str | os.PathLike | None = None,
     max_video_episodes: int = DEFAULT_MAX_VIDEO_EPISODES,
     reference_distribution: Mapping[str, float] | None = None,
+    trusted_env: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a policy on one episode per seed and return the ``eval_info.json`` dict.
 
@@ -320,6 +338,9 @@ def evaluate(
             to this mp4 file.
         max_video_episodes: how many episodes the video shows.
         reference_distribution: the dataset's mode distribution, for ``kl_to_reference``.
+        trusted_env: make ``env_id`` with plain ``gym.make`` (code that registered its own
+            env). By default the id and kwargs must pass the env allowlist
+            (``polymimic.envs.allowlist``), since they usually come from a checkpoint file.
 
     Returns:
         The structure documented in this module's docstring; pass it to
@@ -327,6 +348,7 @@ def evaluate(
 
     Raises:
         ValueError: if ``seeds`` is empty or the env has no time limit.
+        EnvRequestError: an env id or kwargs outside the allowlist.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -334,11 +356,12 @@ def evaluate(
     kwargs = dict(env_kwargs or {})
     if video_path is not None:
         kwargs.setdefault("render_mode", "rgb_array")
-    env = gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs) if trusted_env else make_env(env_id, kwargs)
     try:
         max_steps = env.spec.max_episode_steps if env.spec is not None else None
         if max_steps is None:
             raise ValueError(f"{env_id} has no max_episode_steps; rollouts would never end")
+        check_policy_fits_env(policy, env, env_id)
         behaviours = [str(b) for b in getattr(env.unwrapped, "behaviours", ())]
         num_video = max_video_episodes if video_path is not None else 0
         records, frames = run_episodes(env, policy, seeds, num_video)
@@ -358,6 +381,33 @@ def evaluate(
         "video": None if video_path is None else str(video_path),
         "versions": library_versions(),
     }
+
+
+def check_policy_fits_env(policy: EvaluablePolicy, env: gym.Env, env_id: str) -> None:
+    """Check that the policy's observation keys and widths and its action width fit the env.
+
+    Raises:
+        UserError: naming what the policy expects and what the env has (a checkpoint
+            evaluated in another task, or a task version with other observations).
+    """
+    config = policy.config
+    spaces = getattr(env.observation_space, "spaces", {})
+    keys = tuple(config.obs_keys)
+    missing = [k for k in keys if k not in spaces]
+    if missing:
+        raise UserError(
+            f"the policy reads observation keys {missing} that {env_id} does not have "
+            f"(it has {sorted(spaces)}); evaluate it in the task it was trained on"
+        )
+    obs_dim = sum(int(np.prod(spaces[k].shape)) for k in keys)
+    action_dim = int(np.prod(env.action_space.shape))
+    expected = (getattr(config, "obs_dim", obs_dim), getattr(config, "action_dim", action_dim))
+    if expected != (obs_dim, action_dim):
+        raise UserError(
+            f"the policy maps {expected[0]} observation values to {expected[1]} actions, but "
+            f"{env_id} gives {obs_dim} and takes {action_dim}; evaluate it in the task it "
+            "was trained on"
+        )
 
 
 def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float) -> None:
