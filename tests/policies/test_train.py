@@ -13,7 +13,7 @@ from demo_files import write_demo_file
 from polymimic.datasets.windows import WindowDataset
 from polymimic.policies.bc import BCConfig, BCPolicy
 from polymimic.policies.checkpoint import load_checkpoint
-from polymimic.policies.train import EpochBatchSampler, TrainConfig, train
+from polymimic.policies.train import EpochBatchSampler, RunDirectoryError, TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_twenty_steps_write_checkpoint_and_logs(dataset: WindowDataset, tmp_path
     assert json.loads((ckpt / "config.json").read_text())["step"] == 20
     assert_same_weights(weights(load_checkpoint(ckpt)), weights(policy))
     assert not (tmp_path / "checkpoints" / "last.staging").exists()
-    with pytest.raises(ValueError, match="already holds a checkpoint; pass resume=True"):
+    with pytest.raises(RunDirectoryError, match="already holds a checkpoint; continue it with resume"):
         train(make_policy(dataset), dataset, config(), tmp_path)
 
 

@@ -12,19 +12,26 @@ The run directory (``hydra.run.dir``, default ``outputs/train/<timestamp>``) rec
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from polymimic.cli.options import USER_ERROR_EXIT
 from polymimic.config import schema  # noqa: F401  (registers the configs with Hydra)
+from polymimic.config.values import config_from_values
 from polymimic.datasets.windows import WindowDataset
-from polymimic.policies.base import Policy, config_to_dict, policy_class
-from polymimic.policies.checkpoint import atomic_write, atomic_write_json, config_from_dict
-from polymimic.policies.train import TrainConfig, seed_everything, train
+from polymimic.envs.allowlist import check_env_args
+from polymimic.errors import OptionError, UserError
+from polymimic.policies.base import MAX_HORIZON, Policy, config_to_dict, policy_class
+from polymimic.policies.checkpoint import atomic_write, atomic_write_json
+from polymimic.policies.train import TrainConfig, run_directory_lock, seed_everything, train
 
 
 def build_policy(policy_cfg: dict[str, Any], dataset: WindowDataset) -> Policy:
@@ -34,7 +41,11 @@ def build_policy(policy_cfg: dict[str, Any], dataset: WindowDataset) -> Policy:
     values.update(
         obs_keys=list(dataset.obs_keys), obs_dim=dataset.obs_dim, action_dim=dataset.action_dim
     )
-    policy = cls(config_from_dict(cls.config_class, values))
+    config = config_from_values(cls.config_class, values, where="policy")
+    try:
+        policy = cls(config)
+    except ValueError as exc:  # a learner's own check of its config (activation name, ...)
+        raise OptionError(f"policy: {exc}") from None
     policy.set_normalization(dataset.stats())
     return policy
 
@@ -46,35 +57,61 @@ def write_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
     atomic_write_json(run_dir / "train_config.json", resolved)
 
 
-def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Build the dataset and the policy from ``cfg``, train, and record the run in ``run_dir``."""
+def prepare_run(cfg: DictConfig) -> tuple[dict[str, Any], WindowDataset, Policy, TrainConfig]:
+    """Check every option and the dataset, and build the policy; touches no file.
+
+    Raises:
+        UserError: no or a bad dataset, a config value out of bounds, env args outside the
+            allowlist.
+    """
     if OmegaConf.is_missing(cfg, "dataset"):
-        raise ValueError("no dataset given: pass dataset=<path to a robomimic-layout .hdf5 file>")
+        raise OptionError("no dataset given: pass dataset=<path to a robomimic-layout .hdf5 file>")
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
+    train_cfg = config_from_values(TrainConfig, resolved["train"], where="train")
     policy_cfg = resolved["policy"]
     dataset = WindowDataset(
         resolved["dataset"],
         obs_keys=resolved["obs_keys"],
         filter_key=resolved["filter_key"],
-        obs_horizon=policy_cfg.get("obs_horizon", 1),
-        action_horizon=policy_cfg.get("action_horizon", 1),
+        obs_horizon=_horizon(policy_cfg, "obs_horizon"),
+        action_horizon=_horizon(policy_cfg, "action_horizon"),
     )
+    # The dataset's env args travel into the checkpoint, where `polymimic eval` makes the
+    # env from them: refuse ones outside the allowlist now, not after hours of training.
+    env_id, env_kwargs = check_env_args(dataset.env_args)
+    dataset.env_args = {**dataset.env_args, "env_name": env_id, "env_kwargs": env_kwargs}
     seed_everything(resolved["seed"])  # before building: the seed fixes the initial weights
     policy = build_policy(policy_cfg, dataset)
     resolved["obs_keys"] = list(dataset.obs_keys)
     resolved["policy"] = {"type": policy.name, **config_to_dict(policy.config)}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # Written before training, so an interrupted run still says what it was doing.
-    write_resolved_config(run_dir, resolved)
-    extra = {
-        "dataset": str(resolved["dataset"]),
-        "filter_key": resolved["filter_key"],
-        "env_args": dataset.env_args,
-    }
-    metrics = train(
-        policy, dataset, TrainConfig(**resolved["train"]), run_dir, checkpoint_extra=extra
-    )
-    atomic_write_json(run_dir / "train_metrics.json", metrics)
+    return resolved, dataset, policy, train_cfg
+
+
+def _horizon(policy_cfg: dict[str, Any], key: str) -> int:
+    value = policy_cfg.get(key, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HORIZON:
+        raise OptionError(f"policy.{key}={value!r} must be an integer in [1, {MAX_HORIZON}]")
+    return value
+
+
+def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Build the dataset and the policy from ``cfg``, train, and record the run in ``run_dir``.
+
+    Nothing is written into ``run_dir`` before every option has been checked, a run that
+    finds a checkpoint there without ``train.resume=true`` is refused before it writes, and
+    the run holds a lock on ``run_dir`` so two runs cannot write into it at once.
+    """
+    resolved, dataset, policy, train_cfg = prepare_run(cfg)
+    with run_directory_lock(run_dir, resume=train_cfg.resume):
+        # Written before training, so an interrupted run still says what it was doing.
+        write_resolved_config(run_dir, resolved)
+        extra = {
+            "dataset": str(resolved["dataset"]),
+            "filter_key": resolved["filter_key"],
+            "env_args": dataset.env_args,
+        }
+        metrics = train(policy, dataset, train_cfg, run_dir, checkpoint_extra=extra)
+        atomic_write_json(run_dir / "train_metrics.json", metrics)
     return metrics
 
 
@@ -84,12 +121,11 @@ def hydra_main(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         metrics = run_training(cfg, run_dir)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        # User-caused errors (bad dataset path, unknown policy, existing run) get one
-        # line; SystemExit passes through Hydra's error reporting untouched.
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"polymimic train: error: {message}", file=sys.stderr)
-        raise SystemExit(1) from None
+    except UserError as exc:
+        # Problems the user can fix (bad dataset, option, existing run) get one line; other
+        # exceptions are bugs and keep Hydra's report.
+        print(f"polymimic train: error: {exc}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT) from None
     print(
         f"trained to step {metrics['step']} (loss {metrics.get('loss', float('nan')):.4g}); run dir {run_dir}"
     )
@@ -97,13 +133,30 @@ def hydra_main(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run ``polymimic train`` with Hydra overrides ``argv`` (default: ``sys.argv[1:]``)."""
-    saved = sys.argv
+    """Run ``polymimic train`` with Hydra overrides ``argv`` (default: ``sys.argv[1:]``).
+
+    A malformed override or an unknown config option is a user error too: Hydra is asked to
+    raise it (``HYDRA_FULL_ERROR``) instead of printing its multi-line report, and it is
+    printed here as one line with exit code 1. Anything else keeps its traceback.
+    """
+    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = ["polymimic train", *(sys.argv[1:] if argv is None else argv)]
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        message = str(exc).split("Config search path")[0]
+        if isinstance(exc.__cause__, OmegaConfBaseException):  # e.g. the failed conversion
+            message += ": " + str(exc.__cause__).splitlines()[0]
+        message = " ".join(message.split())  # Hydra's messages span several lines
+        print(f"polymimic train: error: {message} (see `polymimic train --help`)", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT) from None
     finally:
-        sys.argv = saved
+        sys.argv = saved_argv
+        if saved_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ from polymimic.policies.train import TrainConfig
 
 # Hydra settings every polymimic command shares: outputs grouped per command, no chdir
 # (relative dataset paths keep meaning what the user typed).
+# No ``.hydra/`` folder and no log file in the run directory: polymimic writes the resolved
+# config itself, and a refused run must leave the run directory untouched.
 _HYDRA_DEFAULTS: dict[str, Any] = {
     "job": {"name": "train", "chdir": False},
+    "output_subdir": None,
     "run": {"dir": "outputs/train/${now:%Y-%m-%d_%H-%M-%S}"},
     "sweep": {"dir": "multirun/train/${now:%Y-%m-%d_%H-%M-%S}", "subdir": "${hydra.job.num}"},
 }
@@ -37,7 +40,9 @@ class TrainRunConfig:
 
     # Hydra's defaults list: this node first, then the chosen policy group entry.
     defaults: list[Any] = dataclasses.field(
-        default_factory=lambda: ["_self_", {"policy": "bc_mlp"}]
+        default_factory=lambda: [
+            "_self_", {"policy": "bc_mlp"}, {"override hydra/job_logging": "stdout"}
+        ]
     )
     dataset: str = MISSING  # path of a robomimic-layout HDF5 file (required)
     filter_key: str | None = "train"  # mask/<filter_key> selecting the training demos; null = all

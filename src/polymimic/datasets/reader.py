@@ -142,7 +142,7 @@ def _opened(file_or_path: h5py.File | PathLike) -> Iterator[h5py.File]:
 
 
 def _demo_index(name: str) -> int:
-    match = _DEMO_NAME.fullmatch(name)
+    match = _DEMO_NAME.fullmatch(name) if isinstance(name, str) else None
     if match is None:
         problem = f"'{name}' is not a demo name of the form demo_<int> (robomimic sorts by it)"
         raise _error("dataset", problem, f"Keep only demo groups under 'data'. {_REGENERATE}")
@@ -165,6 +165,11 @@ def demo_names(file: h5py.File | PathLike, filter_key: str | None = None) -> lis
             names = list(f["data"].keys())
         else:
             names = get_mask(f, filter_key)
+            # Checked before `in`: a name like "/ext/x" makes h5py walk a link outside data/.
+            odd = [n for n in names if _DEMO_NAME.fullmatch(n) is None]
+            if odd:
+                problem = f"mask '{filter_key}' holds names that are not demo_<int>: {odd[:5]}"
+                raise _error(f.filename, problem)
             missing = [n for n in names if n not in f["data"]]
             if missing:
                 problem = f"mask '{filter_key}' names demos the file does not hold: {missing[:5]}"
@@ -199,6 +204,9 @@ def get_mask(path_or_file: h5py.File | PathLike, key: str) -> list[str]:
         ok = isinstance(mask, h5py.Dataset) and mask.ndim == 1 and mask.dtype.kind in "SO"
         if not ok or len(mask) > schema.MAX_DEMOS:
             raise _error(f.filename, f"mask/{key} is not a list of at most {schema.MAX_DEMOS} names")
+        problem = schema.storage_problem(mask)
+        if problem is not None:
+            raise _error(f.filename, problem)
         raw = mask[()]
     names = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in raw]
     if not all(isinstance(n, str) for n in names):
@@ -257,7 +265,7 @@ def check_demo(f: h5py.File, name: str) -> h5py.Group:
         DatasetError: unknown demo, or a structural problem (``_demo_problem``).
     """
     data = f["data"]
-    if name not in data:
+    if not isinstance(name, str) or _DEMO_NAME.fullmatch(name) is None or name not in data:
         names = demo_names(f)
         listing = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         problem = f"no demo '{name}'; the file holds {len(names)} demos ({listing})"
@@ -292,7 +300,8 @@ def read_demo_arrays(f: h5py.File, name: str, keys: Iterable[str]) -> dict[str, 
     arrays = {}
     for key in keys:
         group, _, leaf = key.rpartition("/")
-        if (group and group not in DEMO_GROUPS) or key not in demo or not leaf:
+        known = schema.OBS_KEY.fullmatch(leaf) if group in DEMO_GROUPS else key in DEMO_ARRAYS
+        if not known or key not in demo:
             available = sorted(demo["obs"]) if group else list(DEMO_ARRAYS)
             problem = f"{demo.name} has no '{key}'; available: {available}"
             raise _error(f.filename, problem, "Choose keys from `polymimic data info`.")
@@ -344,6 +353,9 @@ def demo_attrs(demo: h5py.Group) -> dict[str, Any]:
     for key in demo.attrs:
         if key == "num_samples":
             continue
+        if not isinstance(key, str):  # h5py hands out names that are not UTF-8 as bytes
+            problem = f"{demo.name} has an attribute named {key!r}, which is not valid UTF-8"
+            raise _error(demo.file.filename, problem)
         try:
             value = _decode_attr(demo.attrs[key])
         except (OSError, TypeError) as exc:
@@ -370,7 +382,7 @@ def read_json_attr(file: h5py.File | PathLike, key: str) -> dict[str, Any]:
         if problem is None:
             try:
                 value = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting ("[[[[...") recurses
                 value = None
         if not isinstance(value, dict):
             raise _error(f.filename, problem or f"data.attrs['{key}'] is missing or not a JSON object")

@@ -87,6 +87,8 @@ def link_problem(group: h5py.Group, name: str) -> str | None:
 def tree_problem(group: h5py.Group, depth: int = 3) -> str | None:
     """The first non-hard link at most ``depth`` levels below ``group``, or None."""
     for name in group:
+        if not isinstance(name, str):  # h5py hands out names that are not UTF-8 as bytes
+            return f"{group.name} holds an entry named {name!r}, which is not valid UTF-8"
         problem = link_problem(group, name)
         if problem is not None:
             return problem

@@ -16,18 +16,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from polymimic.config.values import bounded
 from polymimic.registry import lookup
+
+#: Bounds of the shared config fields (checked before a policy is built from a file).
+MAX_OBS_DIM = 100_000
+MAX_ACTION_DIM = 64
+MAX_HORIZON = 1024
 
 
 @dataclasses.dataclass
 class PolicyConfig:
-    """Fields every learner's config has; learners subclass it and add their own."""
+    """Fields every learner's config has; learners subclass it and add their own.
+
+    Sizes carry bounds (``polymimic.config.values.bounded``): configs read from files are
+    checked against them before anything is allocated.
+    """
 
     obs_keys: tuple[str, ...] = ()  # low-dim observation keys, concatenated in this order
-    obs_dim: int = 0  # sum of the keys' widths, filled from the dataset at build time
-    action_dim: int = 0  # filled from the dataset at build time
-    obs_horizon: int = 1  # how many past observations the policy sees
-    action_horizon: int = 1  # how many future actions one training target spans
+    obs_dim: int = bounded(0, 0, MAX_OBS_DIM)  # sum of the keys' widths, set from the dataset
+    action_dim: int = bounded(0, 0, MAX_ACTION_DIM)  # set from the dataset at build time
+    obs_horizon: int = bounded(1, 1, MAX_HORIZON)  # how many past observations the policy sees
+    action_horizon: int = bounded(1, 1, MAX_HORIZON)  # future actions one training target spans
 
 
 class Policy(nn.Module):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from polymimic.config.values import bounded
 from polymimic.policies.base import Policy, PolicyConfig, register_policy
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -30,11 +31,11 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 class BCConfig(PolicyConfig):
     """Configuration of :class:`BCPolicy` (plus the shared fields of ``PolicyConfig``)."""
 
-    hidden_dims: tuple[int, ...] = (256, 256)  # widths of the hidden layers, input to output
+    hidden_dims: tuple[int, ...] = bounded((256, 256), 1, 16_384)  # hidden widths, input first
     activation: str = "relu"  # one of relu, gelu, silu, tanh, mish
-    dropout: float = 0.0  # dropout probability after every hidden activation (0 disables)
-    lr: float = 1e-3  # AdamW learning rate used by the training loop
-    weight_decay: float = 1e-6  # AdamW decoupled weight decay used by the training loop
+    dropout: float = bounded(0.0, 0.0, 1.0, high_open=True)  # after every hidden activation
+    lr: float = bounded(1e-3, 0.0, 1.0)  # AdamW learning rate used by the training loop
+    weight_decay: float = bounded(1e-6, 0.0, 1.0)  # AdamW decoupled weight decay
 
 
 def build_mlp(

@@ -11,9 +11,12 @@ tensors go to safetensors and the rest to JSON.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import itertools
 import json
+import os
 import random
 import shutil
 import time
@@ -27,6 +30,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from polymimic.config.values import bounded
+from polymimic.errors import UserError
 from polymimic.policies.base import Policy
 from polymimic.policies.checkpoint import atomic_write, atomic_write_json, save_checkpoint
 
@@ -37,21 +42,60 @@ DEFAULT_LR = 1e-4  # for learners whose config has no `lr` field
 DEFAULT_WEIGHT_DECAY = 0.0
 
 
+class RunDirectoryError(UserError):
+    """A run directory that holds another run's checkpoint, or that another run is using."""
+
+
+class NonFiniteLossError(UserError):
+    """The loss or the gradient became NaN or infinite; training stopped without saving."""
+
+
+@contextlib.contextmanager
+def run_directory_lock(run_dir: Path, resume: bool) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` after checking that this run may write there.
+
+    Refuses, before writing anything, a directory holding a checkpoint unless ``resume``,
+    and a directory another live run holds (the lock is ``flock`` on the directory itself, so
+    it creates no file and is released if the process dies).
+
+    Raises:
+        RunDirectoryError: naming the directory and the override that resumes it.
+    """
+    if _find_resume_dir(run_dir / "checkpoints") is not None and not resume:
+        raise RunDirectoryError(
+            f"{run_dir} already holds a checkpoint; continue it with train.resume=true, or "
+            "choose a new directory with hydra.run.dir=<path>"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirectoryError(
+                f"another training run is writing into {run_dir}; wait for it or choose a new "
+                "directory with hydra.run.dir=<path>"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Settings of the training loop (the learner's own hyperparameters live in its config)."""
 
-    num_steps: int = 1000  # optimiser steps in total (counting steps done before a resume)
-    batch_size: int = 256  # items per batch
-    log_every: int = 100  # write a train_log.jsonl line every this many steps (and at the end)
-    save_every: int = 1000  # checkpoint every this many steps; 0 = only at the end
-    seed: int = 0  # seeds torch, numpy, random and the batch order
+    num_steps: int = bounded(1000, 1, 10**9)  # optimiser steps in all (incl. before a resume)
+    batch_size: int = bounded(256, 1, 1 << 20)  # items per batch
+    log_every: int = bounded(100, 1, 10**9)  # a train_log.jsonl line every this many steps
+    save_every: int = bounded(1000, 0, 10**9)  # checkpoint every this many steps; 0 = at the end
+    seed: int = bounded(0, 0, 2**63 - 1)  # seeds torch, numpy, random and the batch order
     device: str = "auto"  # "auto" = cuda if available else cpu; or any torch device string
     mixed_precision: bool = True  # bf16 autocast on CUDA; ignored on CPU (no speed-up there)
     # Copy an in-memory dataset (one with ``to_device``) to the training device once and
     # gather batches there; False: a DataLoader gathers on the host (pinned on CUDA).
     data_on_device: bool = True
-    grad_clip_norm: float | None = None  # clip the global gradient norm to this; None = off
+    grad_clip_norm: float | None = bounded(None, 0.0, 1e12)  # clip the gradient norm; None: off
     resume: bool = False  # continue from run_dir/checkpoints/last if it exists
     progress_bar: bool = True  # show a tqdm bar on stderr
 
@@ -289,7 +333,9 @@ def train(
         ``wall_s`` and ``device``.
 
     Raises:
-        ValueError: ``run_dir`` already holds a checkpoint and ``cfg.resume`` is False.
+        RunDirectoryError: ``run_dir`` already holds a checkpoint and ``cfg.resume`` is False.
+        NonFiniteLossError: the loss or gradient norm became NaN or infinite (checked at
+            every log and checkpoint step, so no non-finite weights are ever saved).
     """
     run_dir = Path(run_dir)
     device = select_device(cfg.device)
@@ -302,8 +348,9 @@ def train(
     )
     resume_dir = _find_resume_dir(run_dir / "checkpoints")
     if resume_dir is not None and not cfg.resume:
-        raise ValueError(
-            f"{run_dir} already holds a checkpoint; pass resume=True or use a new run directory"
+        raise RunDirectoryError(
+            f"{run_dir} already holds a checkpoint; continue it with resume=True "
+            "(train.resume=true on the command line) or use a new run directory"
         )
     start_step = load_training_state(resume_dir, policy, optimizer) if resume_dir is not None else 0
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_step)
@@ -312,6 +359,38 @@ def train(
         device, run_dir, start_step, checkpoint_extra,
     )  # fmt: skip
     return {**metrics, "device": str(device)}
+
+
+def _train_step(
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    cfg: TrainConfig,
+    use_autocast: bool,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One optimiser step; returns the loss terms and the global gradient norm (on device)."""
+    device_type = next(iter(batch.values())).device.type
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=use_autocast):
+        losses = policy.compute_loss(batch)
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    if cfg.grad_clip_norm is not None:
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip_norm)
+    else:
+        grads = [p.grad for p in policy.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(grads)
+    optimizer.step()
+    return losses, grad_norm
+
+
+def _raise_if_nonfinite(nonfinite: torch.Tensor, first_unchecked: int, step: int) -> None:
+    # Read back only at log and checkpoint steps: a per-step sync would stall a GPU.
+    if bool(nonfinite):
+        raise NonFiniteLossError(
+            f"the loss or gradient became NaN or infinite between steps {first_unchecked} and "
+            f"{step}; nothing was saved from those steps. Lower the learning rate, set "
+            "train.grad_clip_norm, or check the data with `polymimic data validate`"
+        )
 
 
 def _run_steps(
@@ -327,6 +406,8 @@ def _run_steps(
     run_dir.mkdir(parents=True, exist_ok=True)
     use_autocast = cfg.mixed_precision and device.type == "cuda"
     sums: dict[str, torch.Tensor] = {}  # summed on device; read back only when logging
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+    first_unchecked = start_step + 1
     last: dict[str, Any] = {"step": start_step}
     started = interval_start = time.perf_counter()
     interval_steps = 0
@@ -337,19 +418,16 @@ def _run_steps(
     with open(run_dir / LOG_FILE, "a") as log:
         for step in range(start_step + 1, cfg.num_steps + 1):
             batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            with torch.autocast(
-                device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast
-            ):
-                losses = policy.compute_loss(batch)
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            if cfg.grad_clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip_norm)
-            optimizer.step()
+            losses, grad_norm = _train_step(policy, optimizer, batch, cfg, use_autocast)
+            nonfinite |= ~torch.isfinite(losses["loss"].detach()) | ~torch.isfinite(grad_norm)
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
             interval_steps += 1
             bar.update(1)
+            save = (cfg.save_every > 0 and step % cfg.save_every == 0) or step == cfg.num_steps
+            if save or step % cfg.log_every == 0:
+                _raise_if_nonfinite(nonfinite, first_unchecked, step)
+                first_unchecked = step + 1
             if step % cfg.log_every == 0 or step == cfg.num_steps:
                 elapsed = time.perf_counter() - interval_start
                 last = {"step": step, **{k: float(v) / interval_steps for k, v in sums.items()}}
@@ -359,7 +437,7 @@ def _run_steps(
                 log.flush()
                 bar.set_postfix(loss=f"{last['loss']:.4g}")
                 sums, interval_steps, interval_start = {}, 0, time.perf_counter()
-            if (cfg.save_every > 0 and step % cfg.save_every == 0) or step == cfg.num_steps:
+            if save:
                 save_training_checkpoint(
                     run_dir / "checkpoints" / "last", policy, optimizer, step, checkpoint_extra
                 )
