@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from polymimic.datasets.windows import DatasetError, WindowDataset
+from polymimic.datasets.windows import BatchSpec, DatasetError, WindowDataset
+from polymimic.policies.normalize import normalization_params
 
 DEMOS = [0, 1, 2, 10]  # demo_10 checks numeric (not string) ordering
 STEPS = 20
@@ -123,14 +124,15 @@ def test_stats_match_numpy_over_train_demos(h5_path: Path) -> None:
     obs = np.concatenate([np.concatenate([tip_pos(i, t), block_red(i, t)], axis=-1) for i in train])
     actions = np.concatenate([action(i, t) for i in train])
     stats = ds.stats()
-    assert all(v.dtype == np.float32 for v in stats.values())
-    expected_obs_std = obs.std(axis=0)
-    assert expected_obs_std[-1] == 0.0
-    expected_obs_std[-1] = 1.0  # constant dimension: left unscaled
-    np.testing.assert_allclose(stats["obs_mean"], obs.mean(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(stats["obs_std"], expected_obs_std, rtol=1e-6)
-    np.testing.assert_allclose(stats["action_mean"], actions.mean(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(stats["action_std"], actions.std(axis=0), rtol=1e-6)
+    assert all(v.dtype == np.float32 for key in stats.values() for v in key.values())
+    for key, data in (("obs", obs), ("actions", actions)):
+        np.testing.assert_allclose(stats[key]["mean"], data.mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(stats[key]["std"], data.std(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(stats[key]["min"], data.min(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(stats[key]["max"], data.max(axis=0), rtol=1e-6)
+    assert stats["obs"]["std"][-1] == 0.0  # a constant dimension; the normaliser keeps scale 1
+    _, scale = normalization_params(stats["obs"], "mean_std")
+    assert scale[-1] == 1.0 and np.all(scale[:-1] == stats["obs"]["std"][:-1])
 
 
 def test_unknown_filter_key_names_it_and_lists_masks(h5_path: Path) -> None:
@@ -169,4 +171,43 @@ def test_learner_data_is_blind_to_ground_truth_labels(
         for key, value in labelled.get_batch(everything).items():
             torch.testing.assert_close(blind.get_batch(everything)[key], value, rtol=0, atol=0)
         for key, value in labelled.stats().items():
-            np.testing.assert_array_equal(blind.stats()[key], value)
+            for name, array in value.items():
+                np.testing.assert_array_equal(blind.stats()[key][name], array)
+
+
+def test_declared_offsets_with_padding_at_both_edges(h5_path: Path) -> None:
+    spec = BatchSpec({
+        "obs": (-2, 0), "actions": (-1, 0, 2), "rewards": (0, 1), "next_obs": (0,),
+        "terminations": (0,),
+    })  # fmt: skip
+    ds = WindowDataset(h5_path, ["tip_pos", "block_red"], spec=spec)
+    batch = ds.get_batch([0, 1, 19, 20 + 18])  # demo_0 t=0, t=1, t=19; demo_1 t=18
+    a = lambda demo, ts: action(demo, np.array(ts, dtype=np.float64)).astype(np.float32)  # noqa: E731
+    expected_actions = [a(0, [0, 0, 2]), a(0, [0, 1, 3]), a(0, [18, 19, 19]), a(1, [17, 18, 19])]
+    np.testing.assert_array_equal(batch["actions"].numpy(), np.stack(expected_actions))
+    np.testing.assert_array_equal(
+        batch["actions_is_pad"].numpy(),
+        [[True, False, False], [False, False, False], [False, False, True], [False, False, True]],
+    )
+    np.testing.assert_array_equal(batch["obs"][0].numpy(), [flat_obs(0, 0), flat_obs(0, 0)])
+    np.testing.assert_array_equal(batch["obs"][1].numpy(), [flat_obs(0, 0), flat_obs(0, 1)])
+    np.testing.assert_array_equal(batch["obs_is_pad"].numpy()[:2], [[True, False], [True, False]])
+    assert batch["rewards"].shape == (4, 2) and batch["rewards"].dtype == torch.float32
+    np.testing.assert_array_equal(batch["rewards_is_pad"].numpy()[2], [False, True])
+    assert batch["next_obs"].shape == (4, 1, 6) and batch["terminations"].shape == (4, 1)
+    device = ds.to_device("cpu").get_batch([0, 1, 19, 38])
+    assert set(device) == set(batch)
+    for key, value in batch.items():
+        torch.testing.assert_close(device[key], value, rtol=0, atol=0)
+
+
+def test_extra_masks_add_their_demos_and_bad_specs_are_refused(h5_path: Path) -> None:
+    spec = BatchSpec({"obs": (0,), "actions": (0,)}, extra_masks=("valid",))
+    ds = WindowDataset(h5_path, ["tip_pos"], spec=spec)
+    assert ds.demo_names == ["demo_0", "demo_1", "demo_2", "demo_10"]
+    with pytest.raises(ValueError, match="must include 'obs'"):
+        BatchSpec({"actions": (0,)})
+    with pytest.raises(ValueError, match="come from"):
+        BatchSpec({"obs": (0,), "images": (0,)})
+    with pytest.raises(ValueError, match="1\\+ ints"):
+        BatchSpec({"obs": ()})

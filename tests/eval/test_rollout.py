@@ -103,12 +103,12 @@ class GoalSeeker:
         self.config = GoalSeekerConfig()
         self.resets = 0
 
-    def reset(self) -> None:
+    def reset(self, env_ids=None) -> None:
         self.resets += 1
 
     def predict_action(self, obs: np.ndarray) -> np.ndarray:
-        pos, goal = obs
-        return np.array([np.sign(goal - pos) * 0.25], np.float32)
+        pos, goal = obs[0]
+        return np.array([[np.sign(goal - pos) * 0.25]], np.float32)
 
 
 def outcome(context: int) -> tuple[bool, str, int, float]:
@@ -287,11 +287,11 @@ class NoisyPolicy(Policy):
         self.seen_training: list[bool] = []
 
     @torch.no_grad()
-    def predict_action(self, obs: np.ndarray) -> np.ndarray:
+    def predict_action(self, obs: np.ndarray, generators=None) -> np.ndarray:
         self.seen_training.append(self.training)
-        pos, goal = obs
+        pos, goal = obs[0]
         step = 0.25 if torch.rand(()) < 0.7 else -0.25
-        return np.array([np.sign(goal - pos) * step], np.float32)
+        return np.array([[np.sign(goal - pos) * step]], np.float32)
 
 
 def test_evaluate_uses_eval_mode_seeds_torch_and_restores_caller_state():

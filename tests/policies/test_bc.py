@@ -37,9 +37,10 @@ def h5_path(tmp_path: Path, write_demo_file) -> Path:
 
 def make_policy(dataset: WindowDataset, **overrides: object) -> BCPolicy:
     torch.manual_seed(0)
+    obs_horizon = len(dataset.spec.offsets["obs"])
     config = BCConfig(
         obs_keys=dataset.obs_keys, obs_dim=dataset.obs_dim, action_dim=dataset.action_dim,
-        obs_horizon=dataset.obs_horizon, hidden_dims=(64, 64), **overrides,
+        obs_horizon=obs_horizon, hidden_dims=(64, 64), **overrides,
     )  # fmt: skip
     policy = BCPolicy(config)
     policy.set_normalization(dataset.stats())
@@ -50,7 +51,7 @@ def full_loss(policy: BCPolicy, dataset: WindowDataset) -> float:
     with torch.no_grad():
         device = next(policy.parameters()).device  # train() moves it to cuda when there is one
         batch = {k: v.to(device) for k, v in dataset.get_batch(np.arange(len(dataset))).items()}
-        return float(policy.compute_loss(batch)["loss"])
+        return float(policy.compute_loss(batch, "main")["loss"])
 
 
 def test_registered_and_shapes(h5_path: Path) -> None:
@@ -59,12 +60,12 @@ def test_registered_and_shapes(h5_path: Path) -> None:
     assert policy_class("bc_mlp") is BCPolicy
     batch = ds.get_batch(np.arange(5))
     assert policy(batch["obs"]).shape == (5, 2)
-    loss = policy.compute_loss(batch)["loss"]
+    loss = policy.compute_loss(batch, "main")["loss"]
     assert loss.ndim == 0 and torch.isfinite(loss)
-    action = policy.predict_action(ds.obs[0])
-    assert action.shape == (2,) and action.dtype == np.float32
-    with pytest.raises(ValueError, match="width 6"):
-        policy.predict_action(np.zeros(5))
+    action = policy.predict_action(ds.obs[:3])
+    assert action.shape == (3, 2) and action.dtype == np.float32
+    with pytest.raises(ValueError, match=r"expected observations \(B, 6\)"):
+        policy.predict_action(np.zeros((1, 5)))
 
 
 def test_predict_action_keeps_an_obs_history(h5_path: Path) -> None:
@@ -79,13 +80,16 @@ def test_predict_action_keeps_an_obs_history(h5_path: Path) -> None:
         policy.train()
         return out.numpy()
 
+    def act(o: np.ndarray) -> np.ndarray:
+        return policy.predict_action(o[None])[0]
+
     policy.reset()
-    np.testing.assert_allclose(policy.predict_action(o0), expected([o0, o0]), rtol=1e-6)
-    np.testing.assert_allclose(policy.predict_action(o1), expected([o0, o1]), rtol=1e-6)
-    np.testing.assert_allclose(policy.predict_action(o2), expected([o1, o2]), rtol=1e-6)
+    np.testing.assert_allclose(act(o0), expected([o0, o0]), rtol=1e-6)
+    np.testing.assert_allclose(act(o1), expected([o0, o1]), rtol=1e-6)
+    np.testing.assert_allclose(act(o2), expected([o1, o2]), rtol=1e-6)
     assert policy.training  # the caller's mode is left alone
     policy.reset()
-    np.testing.assert_allclose(policy.predict_action(o2), expected([o2, o2]), rtol=1e-6)
+    np.testing.assert_allclose(act(o2), expected([o2, o2]), rtol=1e-6)
 
 
 def test_bc_overfits_a_tiny_deterministic_dataset(h5_path: Path, tmp_path: Path) -> None:
@@ -105,17 +109,19 @@ def test_checkpoint_round_trip_gives_identical_actions(h5_path: Path, tmp_path: 
     loaded = load_checkpoint(tmp_path / "ckpt")
     assert isinstance(loaded, BCPolicy) and not loaded.training
     assert loaded.config == policy.config and isinstance(loaded.config.hidden_dims, tuple)
-    torch.testing.assert_close(loaded.obs_std, policy.obs_std, rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded.obs_normalizer.scale, policy.obs_normalizer.scale, rtol=0, atol=0
+    )
     policy.reset()
     loaded.reset()
     for t in range(5):
         np.testing.assert_array_equal(
-            loaded.predict_action(ds.obs[t]), policy.predict_action(ds.obs[t])
+            loaded.predict_action(ds.obs[t : t + 2]), policy.predict_action(ds.obs[t : t + 2])
         )
     document = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert (
         document["policy_type"] == "bc_mlp"
-        and document["format_version"] == 1
+        and document["format_version"] == 2
         and document["step"] == 7
     )
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
@@ -155,7 +161,7 @@ def edit_config(directory: Path, **changes: object) -> None:
             {"policy_type": "bc_nope"},
             r"unknown policy type 'bc_nope'; known policy types: .*bc_mlp",
         ),
-        ({"format_version": 2}, r"format_version 2; this polymimic reads version 1"),
+        ({"format_version": 1}, r"format_version 1; this polymimic reads version 2"),
         ({"hidden_dims": [64, 32]}, r"tensors do not match a 'bc_mlp' policy"),
         ({"action_dim": 3}, r"tensors do not match a 'bc_mlp' policy"),
     ],

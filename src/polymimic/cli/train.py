@@ -26,28 +26,38 @@ from omegaconf.errors import OmegaConfBaseException
 from polymimic.cli.options import USER_ERROR_EXIT
 from polymimic.config import schema  # noqa: F401  (registers the configs with Hydra)
 from polymimic.config.values import config_from_values
-from polymimic.datasets.windows import WindowDataset
+from polymimic.datasets.reader import read_env_args
+from polymimic.datasets.windows import WindowDataset, dataset_dims
 from polymimic.envs.allowlist import check_env_args
 from polymimic.errors import OptionError, UserError
-from polymimic.policies.base import MAX_HORIZON, Policy, config_to_dict, policy_class
+from polymimic.eval.rollout import TRAIN_EVAL_SEED_START, evaluate, write_eval_info
+from polymimic.policies.base import Policy, config_to_dict, policy_class
 from polymimic.policies.checkpoint import atomic_write, atomic_write_json
-from polymimic.policies.train import TrainConfig, run_directory_lock, seed_everything, train
+from polymimic.policies.train import (
+    Evaluator,
+    TrainConfig,
+    run_directory_lock,
+    seed_everything,
+    train,
+)
 
 
-def build_policy(policy_cfg: dict[str, Any], dataset: WindowDataset) -> Policy:
-    """Instantiate the registered learner ``policy_cfg["type"]`` sized for ``dataset``."""
+def build_policy(
+    policy_cfg: dict[str, Any], obs_keys: tuple[str, ...], obs_dim: int, action_dim: int
+) -> Policy:
+    """Instantiate the registered learner ``policy_cfg["type"]`` sized for the data.
+
+    Raises:
+        UserError: an unknown type, or config values of the wrong type or out of bounds.
+    """
     values = dict(policy_cfg)
-    cls = policy_class(values.pop("type"))
-    values.update(
-        obs_keys=list(dataset.obs_keys), obs_dim=dataset.obs_dim, action_dim=dataset.action_dim
-    )
+    cls = policy_class(str(values.pop("type")))
+    values.update(obs_keys=list(obs_keys), obs_dim=obs_dim, action_dim=action_dim)
     config = config_from_values(cls.config_class, values, where="policy")
     try:
-        policy = cls(config)
+        return cls(config)
     except ValueError as exc:  # a learner's own check of its config (activation name, ...)
         raise OptionError(f"policy: {exc}") from None
-    policy.set_normalization(dataset.stats())
-    return policy
 
 
 def write_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
@@ -58,7 +68,8 @@ def write_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
 
 
 def prepare_run(cfg: DictConfig) -> tuple[dict[str, Any], WindowDataset, Policy, TrainConfig]:
-    """Check every option and the dataset, and build the policy; touches no file.
+    """Check every option and the dataset, build the policy and load its batches; touches
+    no file.
 
     Raises:
         UserError: no or a bad dataset, a config value out of bounds, env args outside the
@@ -68,30 +79,40 @@ def prepare_run(cfg: DictConfig) -> tuple[dict[str, Any], WindowDataset, Policy,
         raise OptionError("no dataset given: pass dataset=<path to a robomimic-layout .hdf5 file>")
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     train_cfg = config_from_values(TrainConfig, resolved["train"], where="train")
-    policy_cfg = resolved["policy"]
-    dataset = WindowDataset(
-        resolved["dataset"],
-        obs_keys=resolved["obs_keys"],
-        filter_key=resolved["filter_key"],
-        obs_horizon=_horizon(policy_cfg, "obs_horizon"),
-        action_horizon=_horizon(policy_cfg, "action_horizon"),
-    )
     # The dataset's env args travel into the checkpoint, where `polymimic eval` makes the
     # env from them: refuse ones outside the allowlist now, not after hours of training.
-    env_id, env_kwargs = check_env_args(dataset.env_args)
-    dataset.env_args = {**dataset.env_args, "env_name": env_id, "env_kwargs": env_kwargs}
+    env_id, env_kwargs = check_env_args(read_env_args(resolved["dataset"]))
+    obs_keys, obs_dim, action_dim = dataset_dims(resolved["dataset"], resolved["obs_keys"])
     seed_everything(resolved["seed"])  # before building: the seed fixes the initial weights
-    policy = build_policy(policy_cfg, dataset)
-    resolved["obs_keys"] = list(dataset.obs_keys)
+    policy = build_policy(resolved["policy"], obs_keys, obs_dim, action_dim)
+    dataset = WindowDataset(
+        resolved["dataset"], obs_keys, resolved["filter_key"], spec=policy.batch_spec()
+    )
+    dataset.env_args = {**dataset.env_args, "env_name": env_id, "env_kwargs": env_kwargs}
+    policy.set_normalization(dataset.stats())
+    resolved["obs_keys"] = list(obs_keys)
     resolved["policy"] = {"type": policy.name, **config_to_dict(policy.config)}
     return resolved, dataset, policy, train_cfg
 
 
-def _horizon(policy_cfg: dict[str, Any], key: str) -> int:
-    value = policy_cfg.get(key, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HORIZON:
-        raise OptionError(f"policy.{key}={value!r} must be an integer in [1, {MAX_HORIZON}]")
-    return value
+def make_evaluator(
+    env_id: str, env_kwargs: dict[str, Any], episodes: int, run_dir: Path
+) -> Evaluator:
+    """Rollouts during training: ``episodes`` seeds from ``TRAIN_EVAL_SEED_START`` (never the
+    final evaluation's), ``eval/step_<k>/eval_info.json`` per evaluation, scalars for the log."""
+    seeds = range(TRAIN_EVAL_SEED_START, TRAIN_EVAL_SEED_START + episodes)
+
+    def run(step: int, policy: Policy) -> dict[str, float]:
+        info = evaluate(env_id, env_kwargs, policy, seeds)
+        write_eval_info(run_dir / "eval" / f"step_{step}" / "eval_info.json", info)
+        aggregated = info["aggregated"]
+        return {
+            "success_rate": aggregated["success_rate"],
+            "behaviour_entropy": aggregated["behaviour_entropy"],
+            "mean_length": aggregated["mean_length"],
+        }
+
+    return run
 
 
 def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -102,6 +123,13 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     the run holds a lock on ``run_dir`` so two runs cannot write into it at once.
     """
     resolved, dataset, policy, train_cfg = prepare_run(cfg)
+    episodes = resolved["eval_episodes"]
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or not 0 <= episodes <= 10**5:
+        raise OptionError(f"eval_episodes={episodes!r} must be an integer in [0, 100000]")
+    evaluator = None
+    if episodes > 0:
+        env = dataset.env_args
+        evaluator = make_evaluator(env["env_name"], env["env_kwargs"], episodes, run_dir)
     with run_directory_lock(run_dir, resume=train_cfg.resume):
         # Written before training, so an interrupted run still says what it was doing.
         write_resolved_config(run_dir, resolved)
@@ -110,7 +138,9 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "filter_key": resolved["filter_key"],
             "env_args": dataset.env_args,
         }
-        metrics = train(policy, dataset, train_cfg, run_dir, checkpoint_extra=extra)
+        metrics = train(
+            policy, dataset, train_cfg, run_dir, checkpoint_extra=extra, evaluator=evaluator
+        )
         atomic_write_json(run_dir / "train_metrics.json", metrics)
     return metrics
 

@@ -56,7 +56,7 @@ class TrainRunConfig:
     )
     seed: int = 0  # seeds weight initialisation, batch order and all RNGs
     device: str = "auto"  # "auto" = cuda if available else cpu
-    eval_episodes: int = 0  # rollout episodes after training (0 = none; evaluation comes later)
+    eval_episodes: int = 0  # rollouts at each evaluation (train.eval_every, and at the end); 0: none
     hydra: Any = dataclasses.field(default_factory=lambda: dict(_HYDRA_DEFAULTS))
 
 

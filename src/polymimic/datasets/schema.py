@@ -72,7 +72,8 @@ IMAGE_OBS = ArrayRule("u", (4,), MAX_IMAGE_SIDE * MAX_IMAGE_SIDE * 4)
 
 def obs_rule(dataset: h5py.Dataset) -> ArrayRule:
     """The rule an observation array follows: images are 4-D uint8, the rest float vectors."""
-    return IMAGE_OBS if len(dataset.shape) == 4 else LOW_DIM_OBS
+    shape = dataset.shape  # None for an empty (null dataspace) dataset
+    return IMAGE_OBS if shape is not None and len(shape) == 4 else LOW_DIM_OBS
 
 
 def link_problem(group: h5py.Group, name: str) -> str | None:
@@ -147,6 +148,11 @@ def value_problem(name: str, array: np.ndarray, rule: ArrayRule) -> str | None:
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
             return f"{name} holds {int(bad.sum())} NaN or infinite values (first at step {row})"
+        # Training reads floats as float32, where these become infinite.
+        bad = np.abs(array) > np.finfo(np.float32).max
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            return f"{name} holds {int(bad.sum())} values beyond float32 range (first at step {row})"
     if rule.binary and array.dtype.kind != "b" and array.size and (
         array.min() < 0 or array.max() > 1
     ):

@@ -1,17 +1,29 @@
-"""Fixed-length observation/action windows over a robomimic-layout HDF5 file, held in memory.
+"""Training batches as a learner declares them: keys with frame offsets, held in memory.
 
-Every time step of every selected demonstration is one item. The window around step ``t``
-follows robomimic's ``SequenceDataset`` and diffusion_policy's padding: observations
-``t-obs_horizon+1 .. t`` with the episode's first observation repeated before its start, and
-actions ``t .. t+action_horizon-1`` with the episode's last action repeated past its end.
+A learner states what one training item holds with a :class:`BatchSpec`: for each key
+(``obs``, ``actions``, ``rewards``, ``next_obs``, ``terminations``, ``truncations``) the frame
+offsets relative to the item's step ``t`` (LeRobot's ``delta_indices``). BC-MLP with an
+observation history of 2 asks for ``{"obs": (-1, 0), "actions": (0,)}``; a diffusion policy
+for ``{"obs": (-1, 0), "actions": (-1, 0, ..., 14)}``; offline RL for ``rewards``,
+``next_obs`` and the two episode-end flags at offset 0.
 
-All gathering is done with precomputed index arrays, so a whole batch is one numpy fancy-index
-(see ``get_batch``) rather than a Python loop over items.
+Every time step of every selected demonstration is one item. A frame outside its episode is
+padded as robomimic's ``SequenceDataset`` and diffusion_policy do: the episode's first frame
+repeated before its start, its last frame repeated past its end, and ``<key>_is_pad`` marks
+which entries are padding (a learner may mask them out of its loss).
+
+Shapes in a batch of B items: vector keys (``obs``, ``next_obs``: flattened observation keys;
+``actions``) are ``(B, n_offsets, dim)`` float32; scalar keys (``rewards``, ``terminations``,
+``truncations``) are ``(B, n_offsets)`` float32; ``<key>_is_pad`` is ``(B, n_offsets)`` bool.
+All gathering is done with precomputed index arrays, so a whole batch is one fancy-index
+(``get_batch``) rather than a Python loop over items. Files are read through the one checked
+reader (``polymimic.datasets.reader``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +34,8 @@ from torch.utils.data import Dataset
 from polymimic.datasets.obs import flatten_obs
 from polymimic.datasets.reader import (
     DatasetError,
+    _demo_index,
+    check_demo,
     demo_names,
     obs_keys_of,
     open_dataset,
@@ -29,13 +43,49 @@ from polymimic.datasets.reader import (
     read_env_args,
 )
 
-# A dimension whose std is below this is treated as constant and left unscaled (std := 1).
-# Why not a tiny floor such as 1e-6: a coordinate that never moves in the demonstrations (a
-# fixed target, a block nobody touched) would then be divided by 1e-6 at rollout time, and a
-# 1 mm perturbation would reach the network as a 1000-sigma input. 1e-4 sits well below any
-# meaningful variation in metre/radian units and well above float32 round-off of such values.
-# diffusion_policy's normaliser makes the same choice (range_eps=1e-4).
+# A dimension whose std (or half range) is below this is treated as constant and left
+# unscaled. Why not a tiny floor such as 1e-6: a coordinate that never moves in the
+# demonstrations (a fixed target, a block nobody touched) would then be divided by 1e-6 at
+# rollout time, and a 1 mm perturbation would reach the network as a 1000-sigma input. 1e-4
+# sits well below any meaningful variation in metre/radian units and well above float32
+# round-off of such values. diffusion_policy's normaliser makes the same choice (range_eps).
 STD_EPS = 1e-4
+#: Keys a batch may hold: per-step vectors and per-step scalars.
+VECTOR_KEYS = ("obs", "next_obs", "actions")
+SCALAR_KEYS = ("rewards", "terminations", "truncations")
+MAX_OFFSET = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSpec:
+    """What one training item holds, declared by the learner.
+
+    Attributes:
+        offsets: key -> frame offsets relative to the item's step (negative: the past).
+        extra_masks: masks whose demos are trained on in addition to the run's filter key
+            (offline RL adds ``failed``: failures teach it what not to do).
+    """
+
+    offsets: Mapping[str, tuple[int, ...]]
+    extra_masks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.offsets) - set(VECTOR_KEYS) - set(SCALAR_KEYS))
+        if unknown or "obs" not in self.offsets:
+            raise ValueError(
+                f"batch keys must include 'obs' and come from {VECTOR_KEYS + SCALAR_KEYS}; "
+                f"got {sorted(self.offsets)}"
+            )
+        for key, offsets in self.offsets.items():
+            if not offsets or any(abs(int(o)) > MAX_OFFSET for o in offsets):
+                raise ValueError(f"offsets of {key!r} must be 1+ ints within ±{MAX_OFFSET}")
+
+    @classmethod
+    def from_horizons(cls, obs_horizon: int = 1, action_horizon: int = 1) -> BatchSpec:
+        """Observations ``t-obs_horizon+1 .. t`` and actions ``t .. t+action_horizon-1``."""
+        return cls(
+            {"obs": tuple(range(1 - obs_horizon, 1)), "actions": tuple(range(action_horizon))}
+        )
 
 
 def _rows(array: np.ndarray) -> np.ndarray:
@@ -49,19 +99,41 @@ def available_obs_keys(path: str | Path) -> list[str]:
     return obs_keys_of(path)
 
 
+def dataset_dims(path: str | Path, obs_keys: Sequence[str] = ()) -> tuple[tuple[str, ...], int, int]:
+    """``(obs_keys, obs_dim, action_dim)`` from the first demo's shapes, reading no arrays.
+
+    Empty ``obs_keys`` means every key of the file, sorted. A learner is sized from this
+    before its ``batch_spec`` decides what to load.
+
+    Raises:
+        DatasetError: a bad file, no demos, or an observation key the file lacks.
+    """
+    with open_dataset(path) as f:
+        names = demo_names(f)
+        if not names:
+            raise DatasetError(f"{path}: 'data' holds no demos. Point to a generated dataset.")
+        first = check_demo(f, names[0])
+        keys = tuple(obs_keys) or tuple(sorted(first["obs"]))
+        missing = [k for k in keys if k not in first["obs"]]
+        if missing:
+            problem = f"{first.name} has no 'obs/{missing[0]}'; available: {sorted(first['obs'])}"
+            raise DatasetError(f"{path}: {problem}. Choose keys from `polymimic data info`.")
+        obs_dim = sum(int(np.prod(first["obs"][k].shape[1:])) for k in keys)
+        return keys, obs_dim, int(np.prod(first["actions"].shape[1:]))
+
+
 def window_indices(
-    lengths: np.ndarray, obs_horizon: int, action_horizon: int
+    lengths: np.ndarray, offsets: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Global row indices of every item's observation and action window.
+    """Global row indices of every item's frames at ``offsets``, and which are padding.
 
     Args:
         lengths: (E,) episode lengths, episodes stored back to back.
-        obs_horizon: number of observations per window (current one last).
-        action_horizon: number of actions per window (current one first).
+        offsets: frame offsets relative to each item's own step.
 
     Returns:
-        ``(obs_idx, action_idx)`` shaped (N, obs_horizon) and (N, action_horizon), N = sum(lengths),
-        clamped to each row's own episode (which is what repeats the first/last element).
+        ``(index, is_pad)``, both (N, len(offsets)), N = sum(lengths): indices clamped to
+        each row's own episode (which repeats its first/last frame), and True where clamped.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     ends = np.cumsum(lengths)
@@ -69,20 +141,31 @@ def window_indices(
     step_start = np.repeat(starts, lengths)[:, None]
     step_last = np.repeat(ends - 1, lengths)[:, None]
     rows = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)[:, None]
-    obs_idx = np.maximum(rows + np.arange(-obs_horizon + 1, 1), step_start)
-    action_idx = np.minimum(rows + np.arange(action_horizon), step_last)
-    return obs_idx, action_idx
+    wanted = rows + np.asarray(offsets, dtype=np.int64)[None, :]
+    index = np.clip(wanted, step_start, step_last)
+    return index, index != wanted
+
+
+def _stats(x: np.ndarray) -> dict[str, np.ndarray]:
+    x64 = x.astype(np.float64)  # float32 sums over ~1e6 steps lose digits
+    return {
+        "mean": x64.mean(axis=0).astype(np.float32),
+        "std": x64.std(axis=0).astype(np.float32),
+        "min": x64.min(axis=0).astype(np.float32),
+        "max": x64.max(axis=0).astype(np.float32),
+    }
 
 
 class WindowDataset(Dataset):
-    """In-memory windows of flattened observations and actions from one HDF5 file.
+    """In-memory training items of one HDF5 file, shaped by a :class:`BatchSpec`.
 
-    Item ``i`` is a dict with ``"obs"`` (obs_horizon, obs_dim) and ``"actions"``
-    (action_horizon, action_dim), both float32 tensors. Only ``obs/<key>`` and ``actions`` are
-    read: learners never see the per-demo metadata (operator, strategy, quality labels).
+    Only ``obs/<key>`` (and ``next_obs/<key>``), ``actions``, ``rewards``, ``terminations``
+    and ``truncations`` are read: learners never see the per-demo labels (operator,
+    strategy, quality).
 
     Attributes:
         obs_keys: the observation keys, in the order they are concatenated.
+        spec: the batch specification.
         demo_names: the selected demonstrations, in storage order.
         episode_lengths: (E,) number of steps of each selected demonstration.
         env_args: the file's ``data.attrs["env_args"]`` parsed from JSON (not yet checked
@@ -96,6 +179,7 @@ class WindowDataset(Dataset):
         filter_key: str | None = "train",
         obs_horizon: int = 1,
         action_horizon: int = 1,
+        spec: BatchSpec | None = None,
     ) -> None:
         """Load the selected demonstrations.
 
@@ -103,46 +187,83 @@ class WindowDataset(Dataset):
             path: HDF5 file in robomimic's layout.
             obs_keys: observation keys to concatenate; empty means every key of the file, sorted.
             filter_key: name of a ``mask/<filter_key>`` list of demos; None selects every demo.
-            obs_horizon: observations per window (>= 1).
-            action_horizon: actions per window (>= 1).
+            obs_horizon, action_horizon: shorthand for ``BatchSpec.from_horizons`` when no
+                ``spec`` is given.
+            spec: what each item holds (keys, frame offsets, extra masks).
 
         Raises:
-            DatasetError: missing file, unknown filter key or observation key, no steps.
+            DatasetError: missing or bad file, unknown filter key or observation key, no steps.
         """
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(f"horizons must be >= 1, got {obs_horizon=}, {action_horizon=}")
         self.path = Path(path)
-        self.obs_horizon = obs_horizon
-        self.action_horizon = action_horizon
+        self.spec = spec or BatchSpec.from_horizons(obs_horizon, action_horizon)
         self.obs_keys = tuple(obs_keys) or tuple(available_obs_keys(self.path))
+        self.arrays: dict[str, np.ndarray] = {}
         self._load(filter_key)
-        self._obs_idx, self._action_idx = window_indices(
-            self.episode_lengths, obs_horizon, action_horizon
-        )
+        self._index = {}
+        for key, offsets in self.spec.offsets.items():
+            self._index[key] = window_indices(self.episode_lengths, offsets)
 
     def _load(self, filter_key: str | None) -> None:
         """Read the selected demos through the one checked reader (``datasets.reader``)."""
-        obs_parts, action_parts, lengths = [], [], []
-        keys = [f"obs/{k}" for k in self.obs_keys]
+        # Actions always: the policy's width and normalisation come from them.
+        keys = tuple(dict.fromkeys([*self.spec.offsets, "actions"]))
+        parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
         with open_dataset(self.path) as f:
             self.env_args: dict[str, Any] = read_env_args(f)
-            self.demo_names = demo_names(f, filter_key)
+            self.demo_names = self._select(f, filter_key)
             for name in self.demo_names:
-                arrays = read_demo_arrays(f, name, [*keys, "actions"])
-                obs = {k: _rows(arrays[f"obs/{k}"]) for k in self.obs_keys}
-                obs_parts.append(flatten_obs(obs, self.obs_keys))
-                action_parts.append(_rows(arrays["actions"]))
-                lengths.append(len(action_parts[-1]))
-            if not lengths:
-                problem = f"mask '{filter_key}' selects no demos"
-                raise DatasetError(f"{self.path}: {problem}. Choose another filter key.")
-            widths = {part.shape[1] for part in obs_parts}, {part.shape[1] for part in action_parts}
-            if len(widths[0]) > 1 or len(widths[1]) > 1:
-                problem = f"demos differ in observation/action widths {widths}"
+                for key, array in self._read_demo(f, name, keys).items():
+                    parts[key].append(array)
+        if not self.demo_names:
+            problem = f"mask '{filter_key}' selects no demos"
+            raise DatasetError(f"{self.path}: {problem}. Choose another filter key.")
+        for key, chunks in parts.items():
+            widths = {chunk.shape[1:] for chunk in chunks}
+            if len(widths) > 1:
+                problem = f"demos differ in the width of '{key}': {sorted(widths)}"
                 raise DatasetError(f"{self.path}: {problem}. Run `polymimic data validate`.")
-        self.obs = np.ascontiguousarray(np.concatenate(obs_parts), dtype=np.float32)
-        self.actions = np.ascontiguousarray(np.concatenate(action_parts), dtype=np.float32)
-        self.episode_lengths = np.asarray(lengths, dtype=np.int64)
+            self.arrays[key] = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+        self.episode_lengths = np.asarray(
+            [len(chunk) for chunk in parts["actions"]], dtype=np.int64
+        )
+
+    def _select(self, f: Any, filter_key: str | None) -> list[str]:
+        """The filter key's demos plus those of the spec's extra masks, in storage order."""
+        names = set(demo_names(f, filter_key))
+        for mask in self.spec.extra_masks:
+            names |= set(demo_names(f, mask))
+        return sorted(names, key=_demo_index)
+
+    def _read_demo(self, f: Any, name: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        wanted = ["actions"]
+        for key in keys:
+            if key in ("obs", "next_obs"):
+                wanted += [f"{key}/{k}" for k in self.obs_keys]
+            elif key != "actions":
+                wanted.append(key)
+        arrays = read_demo_arrays(f, name, wanted)
+        out = {}
+        for key in keys:
+            if key in ("obs", "next_obs"):
+                obs = {k: _rows(arrays[f"{key}/{k}"]) for k in self.obs_keys}
+                out[key] = flatten_obs(obs, self.obs_keys)
+            elif key == "actions":
+                out[key] = _rows(arrays["actions"])
+            else:
+                out[key] = np.asarray(arrays[key], dtype=np.float32)
+        return out
+
+    @property
+    def obs(self) -> np.ndarray:
+        """(N, obs_dim) float32 flattened observations of every selected step."""
+        return self.arrays["obs"]
+
+    @property
+    def actions(self) -> np.ndarray:
+        """(N, action_dim) float32 actions of every selected step."""
+        return self.arrays["actions"]
 
     @property
     def obs_dim(self) -> int:
@@ -155,55 +276,39 @@ class WindowDataset(Dataset):
         return int(self.actions.shape[1])
 
     def __len__(self) -> int:
-        return len(self._obs_idx)
+        return int(self.episode_lengths.sum())
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {
-            "obs": torch.from_numpy(self.obs[self._obs_idx[index]]),
-            "actions": torch.from_numpy(self.actions[self._action_idx[index]]),
-        }
+        return {k: v[0] for k, v in self.get_batch([index]).items()}
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
-        """A whole batch in one gather: ``"obs"`` (B, obs_horizon, obs_dim), ``"actions"`` (B, ...).
+        """A whole batch in one gather per key (see the module docstring for shapes).
 
         The training loop uses this instead of B calls to ``__getitem__`` plus collation.
         (Not ``__getitems__``: torch expects that to return a list of items, and a plain
         ``DataLoader(dataset, batch_size=...)`` must keep working.)
         """
         idx = np.asarray(indices, dtype=np.int64)
-        return {
-            "obs": torch.from_numpy(self.obs[self._obs_idx[idx]]),
-            "actions": torch.from_numpy(self.actions[self._action_idx[idx]]),
-        }
+        batch = {}
+        for key, (index, is_pad) in self._index.items():
+            batch[key] = torch.from_numpy(self.arrays[key][index[idx]])
+            batch[f"{key}_is_pad"] = torch.from_numpy(is_pad[idx])
+        return batch
 
     def to_device(self, device: torch.device | str) -> DeviceWindows:
-        """The same windows with their arrays copied to ``device`` once (see DeviceWindows)."""
+        """The same items with their arrays copied to ``device`` once (see DeviceWindows)."""
         return DeviceWindows(self, torch.device(device))
 
-    def stats(self) -> dict[str, np.ndarray]:
-        """Per-dimension mean and std of observations and actions over the selected steps.
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per-dimension mean, std, min and max of observations and actions.
 
         Computed over time steps (each counted once), not over windows, so padding does not
-        over-weight episode starts and ends. Stds below ``STD_EPS`` are replaced by 1.
+        over-weight episode starts and ends.
 
         Returns:
-            float32 arrays ``obs_mean``, ``obs_std`` (obs_dim,), ``action_mean``, ``action_std``.
+            ``{"obs": {"mean", "std", "min", "max"}, "actions": {...}}``, float32 arrays.
         """
-
-        def mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            x64 = x.astype(np.float64)  # float32 sums over ~1e6 steps lose digits
-            std = x64.std(axis=0)
-            std = np.where(std < STD_EPS, 1.0, std)
-            return x64.mean(axis=0).astype(np.float32), std.astype(np.float32)
-
-        obs_mean, obs_std = mean_std(self.obs)
-        action_mean, action_std = mean_std(self.actions)
-        return {
-            "obs_mean": obs_mean,
-            "obs_std": obs_std,
-            "action_mean": action_mean,
-            "action_std": action_std,
-        }
+        return {"obs": _stats(self.obs), "actions": _stats(self.actions)}
 
 
 class DeviceWindows:
@@ -217,15 +322,21 @@ class DeviceWindows:
 
     def __init__(self, dataset: WindowDataset, device: torch.device) -> None:
         self.device = device
-        self.obs = torch.from_numpy(dataset.obs).to(device)
-        self.actions = torch.from_numpy(dataset.actions).to(device)
-        self._obs_idx = torch.from_numpy(dataset._obs_idx).to(device)
-        self._action_idx = torch.from_numpy(dataset._action_idx).to(device)
+        self.arrays = {k: torch.from_numpy(dataset.arrays[k]).to(device) for k in dataset._index}
+        self._index = {
+            k: (torch.from_numpy(index).to(device), torch.from_numpy(is_pad).to(device))
+            for k, (index, is_pad) in dataset._index.items()
+        }
+        self._length = len(dataset)
 
     def __len__(self) -> int:
-        return len(self._obs_idx)
+        return self._length
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
-        """``"obs"`` (B, obs_horizon, obs_dim) and ``"actions"`` (B, action_horizon, A) on the device."""
+        """The same dict as ``WindowDataset.get_batch``, on the device."""
         idx = torch.as_tensor(indices, dtype=torch.int64).to(self.device, non_blocking=True)
-        return {"obs": self.obs[self._obs_idx[idx]], "actions": self.actions[self._action_idx[idx]]}
+        batch = {}
+        for key, (index, is_pad) in self._index.items():
+            batch[key] = self.arrays[key][index[idx]]
+            batch[f"{key}_is_pad"] = is_pad[idx]
+        return batch

@@ -58,11 +58,13 @@ DEFAULT_MAX_VIDEO_EPISODES = 4
 class EvaluablePolicy(Protocol):
     """What ``evaluate`` needs from a learner (``polymimic.policies.base.Policy`` has it)."""
 
-    config: Any  # has ``obs_keys``
+    config: Any  # has ``obs_keys`` (and ``obs_dim``, ``action_dim`` where it declares them)
 
-    def reset(self) -> None: ...
+    def reset(self, env_ids: Sequence[int] | None = None) -> None: ...
 
-    def predict_action(self, obs: np.ndarray) -> np.ndarray: ...
+    def predict_action(self, obs: np.ndarray) -> np.ndarray:
+        """``(B, obs_dim)`` flat observations -> ``(B, action_dim)`` actions."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +179,7 @@ def policy_act_fn(policy: EvaluablePolicy) -> Callable[[dict], np.ndarray]:
     keys = tuple(policy.config.obs_keys)
 
     def act(obs: dict) -> np.ndarray:
-        return np.asarray(policy.predict_action(flatten_obs(obs, keys)))
+        return np.asarray(policy.predict_action(flatten_obs(obs, keys)[None]))[0]
 
     return act
 

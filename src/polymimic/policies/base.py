@@ -1,15 +1,29 @@
 """The one interface every learner implements, and the one registry that names them.
 
-A policy is a ``torch.nn.Module`` that owns its normalisation statistics (as buffers, so
-they travel inside ``model.safetensors``) and is built from a JSON-serialisable config
-dataclass. The training loop only ever calls ``compute_loss``; the rollout function only
-ever calls ``reset`` and ``predict_action``.
+A policy is a ``torch.nn.Module`` built from a JSON-serialisable config dataclass. It owns:
+
+- **its training contract**: ``batch_spec()`` (which keys, at which frame offsets, from
+  which masks), ``configure_optimizers(num_training_steps)`` (optimisers, schedules,
+  cadence; see ``policies.optim``), ``compute_loss(batch, optimizer)`` per optimiser, and
+  ``on_step_end(step)`` after every training step (EMA, target networks). The one training
+  loop (``policies.train``) calls nothing else.
+- **its normalisation**: one ``Normalizer`` per key with the mode its config declares
+  (``obs_normalization``, ``action_normalization``), stored as buffers in ``model.safetensors``.
+- **batched inference**: ``predict_action(obs)`` maps ``(B, obs_dim)`` raw observations to
+  ``(B, action_dim)`` raw actions for B environments at once. The base class keeps each
+  environment's observation history and queue of not-yet-executed actions (chunked
+  learners predict several), so a learner implements only ``predict_chunk`` on observation
+  windows. ``reset(env_ids)`` clears the named environments' memory and no other's.
+  Stochastic learners draw their noise from the per-environment ``torch.Generator`` the
+  caller passes, so an episode's randomness does not depend on which other episodes share
+  its batch.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,6 +31,9 @@ import torch
 from torch import nn
 
 from polymimic.config.values import bounded
+from polymimic.datasets.windows import BatchSpec
+from polymimic.policies.normalize import Normalizer
+from polymimic.policies.optim import OptimizerSpec
 from polymimic.registry import lookup
 
 #: Bounds of the shared config fields (checked before a policy is built from a file).
@@ -38,13 +55,16 @@ class PolicyConfig:
     action_dim: int = bounded(0, 0, MAX_ACTION_DIM)  # set from the dataset at build time
     obs_horizon: int = bounded(1, 1, MAX_HORIZON)  # how many past observations the policy sees
     action_horizon: int = bounded(1, 1, MAX_HORIZON)  # future actions one training target spans
+    n_action_steps: int = bounded(1, 1, MAX_HORIZON)  # actions executed per inference (chunk)
+    obs_normalization: str = "mean_std"  # mean_std, min_max or none (policies.normalize)
+    action_normalization: str = "mean_std"  # mean_std, min_max or none
 
 
 class Policy(nn.Module):
-    """Base class of every learner.
+    """Base class of every learner (see the module docstring for the contract).
 
-    Subclasses set ``name`` and ``config_class`` and implement ``compute_loss`` and
-    ``_predict``. Normalisation is shared here so no learner re-implements it.
+    Subclasses set ``name`` and ``config_class`` and implement ``configure_optimizers``,
+    ``compute_loss`` and ``predict_chunk``; ``batch_spec`` and ``on_step_end`` have defaults.
     """
 
     name: ClassVar[str] = ""
@@ -52,43 +72,120 @@ class Policy(nn.Module):
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
+        if config.n_action_steps > config.action_horizon:
+            raise ValueError(
+                f"n_action_steps ({config.n_action_steps}) cannot exceed action_horizon "
+                f"({config.action_horizon})"
+            )
         self.config = config
-        self.register_buffer("obs_mean", torch.zeros(config.obs_dim))
-        self.register_buffer("obs_std", torch.ones(config.obs_dim))
-        self.register_buffer("action_mean", torch.zeros(config.action_dim))
-        self.register_buffer("action_std", torch.ones(config.action_dim))
+        self.obs_normalizer = Normalizer(config.obs_dim, config.obs_normalization)
+        self.action_normalizer = Normalizer(config.action_dim, config.action_normalization)
+        self._history: np.ndarray | None = None  # (B, obs_horizon, obs_dim) per environment
+        self._fresh = np.zeros(0, dtype=bool)  # environments whose next obs starts an episode
+        self._queues: list[collections.deque[np.ndarray]] = []
 
     # --- normalisation ------------------------------------------------------------------
-    def set_normalization(self, stats: dict[str, np.ndarray]) -> None:
-        """Copy dataset statistics (keys obs_mean, obs_std, action_mean, action_std) in."""
-        for key in ("obs_mean", "obs_std", "action_mean", "action_std"):
-            getattr(self, key).copy_(torch.as_tensor(np.asarray(stats[key]), dtype=torch.float32))
+    def set_normalization(self, stats: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+        """Set the normalisers from dataset statistics (``WindowDataset.stats()``)."""
+        self.obs_normalizer.set_stats(stats["obs"])
+        self.action_normalizer.set_stats(stats["actions"])
 
     def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        return (obs - self.obs_mean) / self.obs_std
+        return self.obs_normalizer.normalize(obs)
 
     def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        return (action - self.action_mean) / self.action_std
+        return self.action_normalizer.normalize(action)
 
     def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        return action * self.action_std + self.action_mean
+        return self.action_normalizer.unnormalize(action)
 
-    # --- the interface ------------------------------------------------------------------
-    def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Return a dict with at least ``"loss"`` (scalar) for one batch.
+    # --- training -----------------------------------------------------------------------
+    def batch_spec(self) -> BatchSpec:
+        """What one training item holds; by default the config's two horizons."""
+        return BatchSpec.from_horizons(self.config.obs_horizon, self.config.action_horizon)
 
-        ``batch["obs"]``: (B, obs_horizon, obs_dim) raw (unnormalised) observations;
-        ``batch["actions"]``: (B, action_horizon, action_dim) raw actions.
+    def configure_optimizers(self, num_training_steps: int) -> list[OptimizerSpec]:
+        """The learner's optimisers, from its own config (no defaults in the loop)."""
+        raise NotImplementedError
+
+    def compute_loss(
+        self, batch: dict[str, torch.Tensor], optimizer: str
+    ) -> dict[str, torch.Tensor]:
+        """Loss terms for one batch and the optimiser ``optimizer``; ``"loss"`` is minimised.
+
+        ``batch`` holds the keys of ``batch_spec()`` (raw, unnormalised) with the shapes
+        documented in ``polymimic.datasets.windows``.
         """
         raise NotImplementedError
 
-    def reset(self) -> None:
-        """Clear per-episode memory (observation history, action queue)."""
+    def on_step_end(self, step: int) -> None:
+        """Called once after every training step's optimiser updates (EMA, targets)."""
+
+    # --- inference ----------------------------------------------------------------------
+    def predict_chunk(
+        self, obs_window: torch.Tensor, generators: Sequence[torch.Generator] | None
+    ) -> torch.Tensor:
+        """``(N, obs_horizon, obs_dim)`` raw observations -> ``(N, k, action_dim)`` raw
+        actions, ``k >= n_action_steps``; called in eval mode without gradients."""
+        raise NotImplementedError
+
+    def reset(self, env_ids: Sequence[int] | None = None) -> None:
+        """Forget the history and queued actions of ``env_ids`` (None: every environment)."""
+        if env_ids is None:
+            self._history, self._fresh, self._queues = None, np.zeros(0, dtype=bool), []
+            return
+        for env_id in env_ids:
+            if 0 <= env_id < len(self._queues):
+                self._fresh[env_id] = True
+                self._queues[env_id].clear()
 
     @torch.no_grad()
-    def predict_action(self, obs: np.ndarray) -> np.ndarray:
-        """Map one flat raw observation (obs_dim,) to one raw action (action_dim,)."""
-        raise NotImplementedError
+    def predict_action(
+        self, obs: np.ndarray, generators: Sequence[torch.Generator] | None = None
+    ) -> np.ndarray:
+        """Raw observations ``(B, obs_dim)`` of B environments -> raw actions ``(B, action_dim)``.
+
+        An environment's first observation after ``reset`` fills its whole history (the
+        dataset's padding before an episode start). A new chunk is predicted, in one batch,
+        only for environments whose queue is empty.
+
+        Args:
+            obs: one flat observation per environment, float.
+            generators: one ``torch.Generator`` per environment for stochastic learners.
+
+        Raises:
+            ValueError: a wrong shape, or ``generators`` of another length.
+        """
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.config.obs_dim:
+            raise ValueError(f"expected observations (B, {self.config.obs_dim}), got {obs.shape}")
+        if generators is not None and len(generators) != len(obs):
+            raise ValueError(f"got {len(generators)} generators for {len(obs)} environments")
+        self._update_history(obs)
+        need = [i for i, queue in enumerate(self._queues) if not queue]
+        if need:
+            window = torch.from_numpy(self._history[need]).to(self.obs_normalizer.offset.device)
+            picked = None if generators is None else [generators[i] for i in need]
+            was_training = self.training
+            self.eval()  # dropout must be off for rollouts whatever mode the caller left
+            try:
+                chunk = self.predict_chunk(window, picked)[:, : self.config.n_action_steps]
+            finally:
+                self.train(was_training)
+            for row, env_id in enumerate(need):
+                self._queues[env_id].extend(chunk[row].float().cpu().numpy())
+        return np.stack([queue.popleft() for queue in self._queues])
+
+    def _update_history(self, obs: np.ndarray) -> None:
+        if self._history is None or len(self._history) != len(obs):
+            shape = (len(obs), self.config.obs_horizon, self.config.obs_dim)
+            self._history = np.zeros(shape, dtype=np.float32)
+            self._fresh = np.ones(len(obs), dtype=bool)
+            self._queues = [collections.deque() for _ in range(len(obs))]
+        self._history[:, :-1] = self._history[:, 1:].copy()
+        self._history[:, -1] = obs
+        self._history[self._fresh] = obs[self._fresh][:, None, :]
+        self._fresh[:] = False
 
 
 PolicyFactory = Callable[[PolicyConfig], Policy]

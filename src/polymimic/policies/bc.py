@@ -8,15 +8,15 @@ mean squared error in normalised action space, so every action dimension weighs 
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from polymimic.config.values import bounded
 from polymimic.policies.base import Policy, PolicyConfig, register_policy
+from polymimic.policies.optim import OptimizerSpec, adamw_with_schedule
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -34,8 +34,10 @@ class BCConfig(PolicyConfig):
     hidden_dims: tuple[int, ...] = bounded((256, 256), 1, 16_384)  # hidden widths, input first
     activation: str = "relu"  # one of relu, gelu, silu, tanh, mish
     dropout: float = bounded(0.0, 0.0, 1.0, high_open=True)  # after every hidden activation
-    lr: float = bounded(1e-3, 0.0, 1.0)  # AdamW learning rate used by the training loop
+    lr: float = bounded(1e-3, 0.0, 1.0)  # AdamW learning rate
     weight_decay: float = bounded(1e-6, 0.0, 1.0)  # AdamW decoupled weight decay
+    lr_schedule: str = "constant"  # constant, constant_with_warmup, linear or cosine
+    lr_warmup_steps: int = bounded(0, 0, 10**9)  # linear warm-up steps of the schedule
 
 
 def build_mlp(
@@ -73,6 +75,8 @@ class BCPolicy(Policy):
                 f"BCConfig needs obs_dim and action_dim > 0 (got {config.obs_dim}, "
                 f"{config.action_dim}); fill them from the dataset before building the policy"
             )
+        if config.n_action_steps != 1:
+            raise ValueError("bc_mlp predicts one action per step: n_action_steps must be 1")
         super().__init__(config)
         self.config: BCConfig = config
         self.mlp = build_mlp(
@@ -82,45 +86,31 @@ class BCPolicy(Policy):
             config.activation,
             config.dropout,
         )
-        self._obs_history: collections.deque[np.ndarray] = collections.deque(
-            maxlen=config.obs_horizon
-        )
+
+    def configure_optimizers(self, num_training_steps: int) -> list[OptimizerSpec]:
+        """One AdamW over every parameter, with the config's schedule (robomimic's BC)."""
+        c = self.config
+        return [
+            adamw_with_schedule(
+                "main", self.parameters(), c.lr, c.weight_decay, c.lr_schedule,
+                c.lr_warmup_steps, num_training_steps,
+            )
+        ]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw obs window (B, obs_horizon, obs_dim) -> normalised action (B, action_dim)."""
         return self.mlp(self.normalize_obs(obs).flatten(start_dim=1))
 
-    def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def compute_loss(
+        self, batch: dict[str, torch.Tensor], optimizer: str = "main"
+    ) -> dict[str, torch.Tensor]:
         """MSE between predicted and demonstrated first action, in normalised units."""
         target = self.normalize_action(batch["actions"][:, 0])
         prediction = self(batch["obs"])
         return {"loss": nn.functional.mse_loss(prediction.float(), target)}
 
-    def reset(self) -> None:
-        """Forget the observation history at the start of a rollout episode."""
-        self._obs_history.clear()
-
-    @torch.no_grad()
-    def predict_action(self, obs: np.ndarray) -> np.ndarray:
-        """One raw flat observation (obs_dim,) -> one raw action (action_dim,) float32.
-
-        The first observation of an episode fills the whole history, matching the dataset's
-        padding before an episode start.
-        """
-        obs = np.asarray(obs, dtype=np.float32).reshape(-1)
-        if obs.shape[0] != self.config.obs_dim:
-            raise ValueError(
-                f"expected an observation of width {self.config.obs_dim}, got {obs.shape[0]}"
-            )
-        if not self._obs_history:
-            self._obs_history.extend([obs] * self.config.obs_horizon)
-        else:
-            self._obs_history.append(obs)
-        window = torch.from_numpy(np.stack(self._obs_history)).to(self.obs_mean.device)
-        was_training = self.training
-        self.eval()  # dropout must be off for rollouts whatever mode the caller left us in
-        try:
-            action = self.unnormalize_action(self(window[None]))[0]
-        finally:
-            self.train(was_training)
-        return action.float().cpu().numpy()
+    def predict_chunk(
+        self, obs_window: torch.Tensor, generators: Sequence[torch.Generator] | None
+    ) -> torch.Tensor:
+        """(N, obs_horizon, obs_dim) raw -> (N, 1, action_dim) raw; deterministic."""
+        return self.unnormalize_action(self(obs_window))[:, None]

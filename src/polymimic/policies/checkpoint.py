@@ -22,7 +22,7 @@ from polymimic.errors import UserError
 from polymimic.io import atomic_write, atomic_write_json
 from polymimic.policies.base import Policy, config_to_dict, policy_class
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-key Normalizer buffers (obs_normalizer.offset/scale, ...)
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 #: Bounds on what a checkpoint file may make polymimic read or allocate.

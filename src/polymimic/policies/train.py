@@ -1,12 +1,21 @@
 """The one training loop for every learner.
 
-It only calls ``policy.compute_loss(batch)``; everything a learner needs to be trained
-(optimiser, device, mixed precision, seeding, logging, checkpoints, resuming) lives here once.
+The loop stays generic because learners own what differs (``policies.base``): the batch
+they need (``batch_spec``), their optimisers, schedules and cadence
+(``configure_optimizers``), a loss per optimiser (``compute_loss``) and a hook after each
+step (``on_step_end``: EMA, target networks). Everything else lives here once: device,
+mixed precision, seeding, gradient clipping, the non-finite check, logging, periodic
+evaluation, checkpoints and resuming.
 
-Resuming is exact: the checkpoint holds the weights, the optimiser state and the RNG states,
-and batches are drawn from a per-epoch permutation seeded by ``(seed, epoch)``, so step ``k``
-sees the same batch whether or not the run was interrupted before it. Nothing is pickled:
-tensors go to safetensors and the rest to JSON.
+One training step: for each optimiser due this step (``step % every == 0``), in the order the
+learner gave them, compute its loss, back-propagate, clip, step it and its schedule; then
+``policy.on_step_end(step)``.
+
+Resuming is exact: the checkpoint holds the weights (the learner's own EMA and target
+networks included), every optimiser and schedule, and the RNG states, and batches are drawn
+from a per-epoch permutation seeded by ``(seed, epoch)``, so step ``k`` sees the same batch
+whether or not the run was interrupted before it. Nothing is pickled: tensors go to
+safetensors and the rest to JSON (``policies.training_state``).
 """
 
 from __future__ import annotations
@@ -18,28 +27,29 @@ import itertools
 import json
 import os
 import random
-import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from polymimic.config.values import bounded
 from polymimic.errors import UserError
 from polymimic.policies.base import Policy
-from polymimic.policies.checkpoint import atomic_write, atomic_write_json, save_checkpoint
+from polymimic.policies.optim import OptimizerSpec, check_optimizer_specs
+from polymimic.policies.training_state import (
+    find_resume_dir,
+    load_training_state,
+    save_training_checkpoint,
+)
 
 LOG_FILE = "train_log.jsonl"
-TRAINING_STATE_TENSORS = "training_state.safetensors"
-TRAINING_STATE_JSON = "training_state.json"
-DEFAULT_LR = 1e-4  # for learners whose config has no `lr` field
-DEFAULT_WEIGHT_DECAY = 0.0
+#: Called with (step, policy) at evaluation steps; returns scalars for the log.
+Evaluator = Callable[[int, Policy], dict[str, float]]
 
 
 class RunDirectoryError(UserError):
@@ -61,7 +71,7 @@ def run_directory_lock(run_dir: Path, resume: bool) -> Iterator[None]:
     Raises:
         RunDirectoryError: naming the directory and the override that resumes it.
     """
-    if _find_resume_dir(run_dir / "checkpoints") is not None and not resume:
+    if find_resume_dir(run_dir / "checkpoints") is not None and not resume:
         raise RunDirectoryError(
             f"{run_dir} already holds a checkpoint; continue it with train.resume=true, or "
             "choose a new directory with hydra.run.dir=<path>"
@@ -97,6 +107,7 @@ class TrainConfig:
     data_on_device: bool = True
     grad_clip_norm: float | None = bounded(None, 0.0, 1e12)  # clip the gradient norm; None: off
     resume: bool = False  # continue from run_dir/checkpoints/last if it exists
+    eval_every: int = bounded(0, 0, 10**9)  # evaluate every this many steps; 0: at the end only
     progress_bar: bool = True  # show a tqdm bar on stderr
 
 
@@ -189,127 +200,6 @@ def batch_stream(
     return iter(make_loader(dataset, sampler, pin_memory=device.type == "cuda"))
 
 
-# --- resumable training state ---------------------------------------------------------------
-def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    _, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # noqa: NPY002
-    tensors = {
-        "rng.torch": torch.get_rng_state(),
-        "rng.numpy_keys": torch.from_numpy(keys.astype(np.int64)),
-    }
-    if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
-    version, internal, gauss_next = random.getstate()
-    meta = {
-        "numpy": [int(pos), int(has_gauss), float(gauss)],
-        "python": [version, list(internal), gauss_next],
-    }
-    return tensors, meta
-
-
-def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    pos, has_gauss, gauss = meta["numpy"]
-    np.random.set_state(  # noqa: NPY002
-        ("MT19937", tensors["rng.numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, gauss)
-    )
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    version, internal, gauss_next = meta["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-
-
-def _optimizer_state(
-    optimizer: torch.optim.Optimizer,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for param_id, param_state in state["state"].items():
-        for name, value in param_state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim.{param_id}.{name}"] = value.detach().cpu().contiguous().clone()
-            else:
-                scalars[f"{param_id}.{name}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _set_optimizer_state(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            param_id, name = key[len("optim.") :].split(".", 1)
-            state.setdefault(int(param_id), {})[name] = value
-    for key, value in meta["scalars"].items():
-        param_id, name = key.split(".", 1)
-        state.setdefault(int(param_id), {})[name] = value
-    # JSON turned tuples (AdamW's betas) into lists; give the optimiser back what it wrote.
-    groups = [
-        {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
-        for g in meta["param_groups"]
-    ]
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-def save_training_checkpoint(
-    directory: Path,
-    policy: Policy,
-    optimizer: torch.optim.Optimizer,
-    step: int,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Write a loadable checkpoint plus the optimiser and RNG state needed to resume.
-
-    Files are written into a staging directory that then replaces ``directory``, so a crash
-    never leaves weights from one step next to optimiser state from another.
-    """
-    staging = directory.with_name(directory.name + ".staging")
-    previous = directory.with_name(directory.name + ".previous")
-    shutil.rmtree(staging, ignore_errors=True)
-    save_checkpoint(policy, staging, {**(extra or {}), "step": step})
-    optim_tensors, optim_meta = _optimizer_state(optimizer)
-    rng_tensors, rng_meta = _rng_state()
-    atomic_write(
-        staging / TRAINING_STATE_TENSORS,
-        lambda tmp: save_file({**optim_tensors, **rng_tensors}, str(tmp)),
-    )
-    atomic_write_json(
-        staging / TRAINING_STATE_JSON, {"step": step, "optimizer": optim_meta, "rng": rng_meta}
-    )
-    shutil.rmtree(previous, ignore_errors=True)
-    if directory.exists():
-        directory.rename(previous)
-    staging.rename(directory)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
-def load_training_state(directory: Path, policy: Policy, optimizer: torch.optim.Optimizer) -> int:
-    """Restore weights, optimiser and RNG state from ``directory``; return its step."""
-    device = next(iter(policy.state_dict().values())).device
-    policy.load_state_dict(
-        load_file(str(directory / "model.safetensors"), device=str(device)), strict=True
-    )
-    tensors = load_file(str(directory / TRAINING_STATE_TENSORS), device="cpu")
-    meta = json.loads((directory / TRAINING_STATE_JSON).read_text())
-    _set_optimizer_state(
-        optimizer,
-        {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")},
-        meta["optimizer"],
-    )
-    _set_rng_state(tensors, meta["rng"])
-    return int(meta["step"])
-
-
-def _find_resume_dir(checkpoints: Path) -> Path | None:
-    # ".previous" exists only if a crash hit the instant between the two renames of a save.
-    for candidate in (checkpoints / "last", checkpoints / "last.previous"):
-        if (candidate / TRAINING_STATE_JSON).is_file():
-            return candidate
-    return None
-
-
 # --- the loop --------------------------------------------------------------------------------
 def train(
     policy: Policy,
@@ -317,70 +207,86 @@ def train(
     cfg: TrainConfig,
     run_dir: str | Path,
     checkpoint_extra: dict[str, Any] | None = None,
+    evaluator: Evaluator | None = None,
 ) -> dict[str, Any]:
-    """Train ``policy`` on ``dataset`` for ``cfg.num_steps`` optimiser steps.
+    """Train ``policy`` on ``dataset`` for ``cfg.num_steps`` training steps.
 
     Args:
         policy: any registered learner, normalisation statistics already set.
-        dataset: map-style dataset of items ``compute_loss`` expects (after collation); a
-            ``get_batch(indices)`` method, where present, fetches a whole batch at once.
+        dataset: items as ``policy.batch_spec()`` declares them; a ``get_batch(indices)``
+            method, where present, fetches a whole batch at once.
         cfg: loop settings.
         run_dir: receives ``train_log.jsonl`` and ``checkpoints/last/``.
         checkpoint_extra: JSON fields stored in the checkpoint's config.json (env args, ...).
+        evaluator: run every ``cfg.eval_every`` steps and after the last step (rollouts);
+            its scalars are logged with prefix ``eval/``.
 
     Returns:
         Final metrics: ``step``, the mean of each loss term over the last log interval,
-        ``wall_s`` and ``device``.
+        ``wall_s``, ``device`` and the last evaluation's scalars.
 
     Raises:
         RunDirectoryError: ``run_dir`` already holds a checkpoint and ``cfg.resume`` is False.
         NonFiniteLossError: the loss or gradient norm became NaN or infinite (checked at
             every log and checkpoint step, so no non-finite weights are ever saved).
+        ResumeError: the checkpoint to resume has other optimisers than the learner.
     """
     run_dir = Path(run_dir)
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
     policy.to(device).train()
-    optimizer = torch.optim.AdamW(
-        policy.parameters(),
-        lr=getattr(policy.config, "lr", DEFAULT_LR),
-        weight_decay=getattr(policy.config, "weight_decay", DEFAULT_WEIGHT_DECAY),
-    )
-    resume_dir = _find_resume_dir(run_dir / "checkpoints")
+    specs = policy.configure_optimizers(cfg.num_steps)
+    check_optimizer_specs(specs)
+    resume_dir = find_resume_dir(run_dir / "checkpoints")
     if resume_dir is not None and not cfg.resume:
         raise RunDirectoryError(
             f"{run_dir} already holds a checkpoint; continue it with resume=True "
             "(train.resume=true on the command line) or use a new run directory"
         )
-    start_step = load_training_state(resume_dir, policy, optimizer) if resume_dir is not None else 0
+    start_step = load_training_state(resume_dir, policy, specs) if resume_dir is not None else 0
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_step)
-    metrics = _run_steps(
-        policy, optimizer, batch_stream(dataset, sampler, device, cfg.data_on_device), cfg,
-        device, run_dir, start_step, checkpoint_extra,
-    )  # fmt: skip
+    loop = _Loop(policy, specs, cfg, device, run_dir, checkpoint_extra, evaluator)
+    metrics = loop.run(batch_stream(dataset, sampler, device, cfg.data_on_device), start_step)
     return {**metrics, "device": str(device)}
 
 
 def _train_step(
     policy: Policy,
-    optimizer: torch.optim.Optimizer,
+    specs: list[OptimizerSpec],
     batch: dict[str, torch.Tensor],
+    step: int,
     cfg: TrainConfig,
     use_autocast: bool,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """One optimiser step; returns the loss terms and the global gradient norm (on device)."""
+    """One training step: each due optimiser on its own loss, then the learner's hook.
+
+    Returns:
+        The loss terms (prefixed ``<optimiser>/`` when there are several optimisers) and a
+        device flag that is True when a loss or gradient norm was not finite.
+    """
     device_type = next(iter(batch.values())).device.type
-    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=use_autocast):
-        losses = policy.compute_loss(batch)
-    optimizer.zero_grad(set_to_none=True)
-    losses["loss"].backward()
-    if cfg.grad_clip_norm is not None:
-        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip_norm)
-    else:
-        grads = [p.grad for p in policy.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.get_total_norm(grads)
-    optimizer.step()
-    return losses, grad_norm
+    losses: dict[str, torch.Tensor] = {}
+    bad = torch.zeros((), dtype=torch.bool, device=next(iter(batch.values())).device)
+    for spec in specs:
+        if step % spec.every:
+            continue
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=use_autocast):
+            terms = policy.compute_loss(batch, spec.name)
+        spec.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        params = [p for group in spec.optimizer.param_groups for p in group["params"]]
+        if cfg.grad_clip_norm is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        bad = bad | ~torch.isfinite(terms["loss"].detach()) | ~torch.isfinite(grad_norm)
+        spec.optimizer.step()
+        if spec.scheduler is not None:
+            spec.scheduler.step()
+        prefix = f"{spec.name}/" if len(specs) > 1 else ""
+        losses.update({f"{prefix}{k}": v.detach().float() for k, v in terms.items()})
+    policy.on_step_end(step)
+    return losses, bad
 
 
 def _raise_if_nonfinite(nonfinite: torch.Tensor, first_unchecked: int, step: int) -> None:
@@ -393,53 +299,84 @@ def _raise_if_nonfinite(nonfinite: torch.Tensor, first_unchecked: int, step: int
         )
 
 
-def _run_steps(
-    policy: Policy,
-    optimizer: torch.optim.Optimizer,
-    batches: Iterator[dict[str, torch.Tensor]],
-    cfg: TrainConfig,
-    device: torch.device,
-    run_dir: Path,
-    start_step: int,
-    checkpoint_extra: dict[str, Any] | None,
-) -> dict[str, Any]:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    use_autocast = cfg.mixed_precision and device.type == "cuda"
-    sums: dict[str, torch.Tensor] = {}  # summed on device; read back only when logging
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-    first_unchecked = start_step + 1
-    last: dict[str, Any] = {"step": start_step}
-    started = interval_start = time.perf_counter()
-    interval_steps = 0
-    # disable=None hides the bar when stderr is not a terminal (CI logs, make output).
-    bar = tqdm(
-        total=cfg.num_steps, initial=start_step, desc="train", disable=None if cfg.progress_bar else True
-    )
-    with open(run_dir / LOG_FILE, "a") as log:
-        for step in range(start_step + 1, cfg.num_steps + 1):
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            losses, grad_norm = _train_step(policy, optimizer, batch, cfg, use_autocast)
-            nonfinite |= ~torch.isfinite(losses["loss"].detach()) | ~torch.isfinite(grad_norm)
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value.detach().float()
-            interval_steps += 1
-            bar.update(1)
-            save = (cfg.save_every > 0 and step % cfg.save_every == 0) or step == cfg.num_steps
-            if save or step % cfg.log_every == 0:
-                _raise_if_nonfinite(nonfinite, first_unchecked, step)
-                first_unchecked = step + 1
-            if step % cfg.log_every == 0 or step == cfg.num_steps:
-                elapsed = time.perf_counter() - interval_start
-                last = {"step": step, **{k: float(v) / interval_steps for k, v in sums.items()}}
-                last["lr"] = optimizer.param_groups[0]["lr"]
-                last["steps_per_s"] = interval_steps / max(elapsed, 1e-9)
-                log.write(json.dumps(last) + "\n")
-                log.flush()
-                bar.set_postfix(loss=f"{last['loss']:.4g}")
-                sums, interval_steps, interval_start = {}, 0, time.perf_counter()
-            if save:
-                save_training_checkpoint(
-                    run_dir / "checkpoints" / "last", policy, optimizer, step, checkpoint_extra
+class _Loop:
+    """The steps of one ``train`` call, with its logging, evaluation and checkpoint state."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        specs: list[OptimizerSpec],
+        cfg: TrainConfig,
+        device: torch.device,
+        run_dir: Path,
+        checkpoint_extra: dict[str, Any] | None,
+        evaluator: Evaluator | None,
+    ) -> None:
+        self.policy, self.specs, self.cfg, self.device = policy, specs, cfg, device
+        self.run_dir, self.extra, self.evaluator = run_dir, checkpoint_extra, evaluator
+        self.sums: dict[str, torch.Tensor] = {}  # summed on device; read back when logging
+        self.counts: dict[str, int] = {}
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        self.last: dict[str, Any] = {}
+        self.last_eval: dict[str, float] = {}
+
+    def run(self, batches: Iterator[dict[str, torch.Tensor]], start_step: int) -> dict[str, Any]:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        use_autocast = cfg.mixed_precision and self.device.type == "cuda"
+        self.last = {"step": start_step}
+        first_unchecked, started = start_step + 1, time.perf_counter()
+        self.interval_start = started
+        # disable=None hides the bar when stderr is not a terminal (CI logs, make output).
+        bar = tqdm(total=cfg.num_steps, initial=start_step, desc="train",
+                   disable=None if cfg.progress_bar else True)  # fmt: skip
+        with open(self.run_dir / LOG_FILE, "a") as log:
+            for step in range(start_step + 1, cfg.num_steps + 1):
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
+                losses, bad = _train_step(self.policy, self.specs, batch, step, cfg, use_autocast)
+                self.nonfinite |= bad
+                for name, value in losses.items():
+                    self.sums[name] = self.sums.get(name, 0.0) + value
+                    self.counts[name] = self.counts.get(name, 0) + 1
+                bar.update(1)
+                last_step = step == cfg.num_steps
+                save = (cfg.save_every > 0 and step % cfg.save_every == 0) or last_step
+                evaluate = self.evaluator is not None and (
+                    last_step or (cfg.eval_every > 0 and step % cfg.eval_every == 0)
                 )
-    bar.close()
-    return {**last, "wall_s": time.perf_counter() - started}
+                if save or evaluate or step % cfg.log_every == 0 or last_step:
+                    _raise_if_nonfinite(self.nonfinite, first_unchecked, step)
+                    first_unchecked = step + 1
+                if evaluate:
+                    self._evaluate(step, log)
+                if step % cfg.log_every == 0 or last_step:
+                    self._log(step, log, bar)
+                if save:
+                    save_training_checkpoint(
+                        self.run_dir / "checkpoints" / "last", self.policy, self.specs, step,
+                        self.extra,
+                    )
+        bar.close()
+        return {**self.last, **self.last_eval, "wall_s": time.perf_counter() - started}
+
+    def _log(self, step: int, log: Any, bar: Any) -> None:
+        elapsed = time.perf_counter() - self.interval_start
+        steps = max(self.counts.values(), default=0)
+        self.last = {"step": step, **{k: float(v) / self.counts[k] for k, v in self.sums.items()}}
+        self.last["lr"] = self.specs[0].optimizer.param_groups[0]["lr"]
+        self.last["steps_per_s"] = steps / max(elapsed, 1e-9)
+        log.write(json.dumps(self.last) + "\n")
+        log.flush()
+        loss = self.last.get("loss", next(iter(self.last.values())))
+        bar.set_postfix(loss=f"{loss:.4g}")
+        self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
+
+    def _evaluate(self, step: int, log: Any) -> None:
+        started = time.perf_counter()
+        scalars = self.evaluator(step, self.policy)
+        self.policy.train()  # evaluation may have switched modes; training continues
+        self.last_eval = {f"eval/{k}": float(v) for k, v in scalars.items()}
+        record = {"step": step, **self.last_eval, "eval_wall_s": time.perf_counter() - started}
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        self.interval_start += time.perf_counter() - started  # not training time
