@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from demo_files import write_demo_file
+from polymimic.eval.rollout import TRAIN_EVAL_SEED_START
 from polymimic.policies.checkpoint import load_checkpoint
 
 
@@ -86,3 +87,24 @@ def test_multirun_sweeps_into_separate_run_directories(h5_path: Path, tmp_path: 
     assert seeds == [0, 1]
     first, second = (load_checkpoint(p / "checkpoints" / "last").mlp[0].weight for p in run_dirs)
     assert not torch.equal(first, second)  # the seed reached weight initialisation
+
+
+def test_eval_episodes_run_rollouts_during_and_after_training(
+    tiny_push_dataset: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    run_cli(
+        [f"dataset={tiny_push_dataset}", "train.num_steps=6", "train.batch_size=8",
+         "policy.hidden_dims=[16]", "train.progress_bar=false", "eval_episodes=1",
+         "train.eval_every=3", "train.log_every=3", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    for step in (3, 6):
+        info = json.loads((run_dir / "eval" / f"step_{step}" / "eval_info.json").read_text())
+        assert [e["seed"] for e in info["per_episode"]] == [TRAIN_EVAL_SEED_START]
+    log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    evals = [line for line in log if "eval/success_rate" in line]
+    assert [line["step"] for line in evals] == [3, 6]
+    assert all(0.0 <= line["eval/success_rate"] <= 1.0 for line in evals)
+    metrics = json.loads((run_dir / "train_metrics.json").read_text())
+    assert metrics["eval/success_rate"] == evals[-1]["eval/success_rate"]
