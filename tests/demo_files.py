@@ -50,3 +50,16 @@ def write_demo_file(
         for key, names in (masks or {}).items():
             f.create_dataset(f"mask/{key}", data=np.array([n.encode() for n in names]))
     return path
+
+
+def random_demos(seed: int = 0, count: int = 4, steps: int = 20) -> dict[str, dict[str, np.ndarray]]:
+    """``count`` demos of Gaussian ``obs/tip_pos`` (2), ``obs/block_red`` (4) and actions (2)."""
+    rng = np.random.default_rng(seed)
+    return {
+        f"demo_{i}": {
+            "obs/tip_pos": rng.normal(size=(steps, 2)),
+            "obs/block_red": rng.normal(size=(steps, 4)),
+            "actions": rng.normal(size=(steps, 2)),
+        }
+        for i in range(count)
+    }

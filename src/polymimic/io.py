@@ -11,12 +11,13 @@ from package metadata, without importing them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.metadata
 import json
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,29 @@ def _blocking_file(path: Path) -> Path:
         if candidate.exists() and not candidate.is_dir():
             return candidate
     return path
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str], busy: Exception) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (a directory, or a lock file made if missing).
+
+    The OS releases the lock when the process dies, so a killed job never leaves a stale
+    lock behind.
+
+    Raises:
+        busy: the exception given, when another process holds the lock.
+    """
+    target = Path(path)
+    flags = os.O_RDONLY if target.is_dir() else os.O_RDWR | os.O_CREAT
+    fd = os.open(target, flags, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _default_file_mode() -> int:

@@ -13,22 +13,14 @@ import pytest
 import torch
 import yaml
 
-from demo_files import write_demo_file
+from demo_files import random_demos, write_demo_file
 from polymimic.eval.rollout import TRAIN_EVAL_SEED_START
 from polymimic.policies.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
 def h5_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    demos = {
-        f"demo_{i}": {
-            "obs/tip_pos": rng.normal(size=(20, 2)),
-            "obs/block_red": rng.normal(size=(20, 4)),
-            "actions": rng.normal(size=(20, 2)),
-        }
-        for i in range(4)
-    }
+    demos = random_demos()
     return write_demo_file(
         tmp_path_factory.mktemp("data") / "demos.hdf5", demos,
         {"train": ["demo_0", "demo_1", "demo_2"]},

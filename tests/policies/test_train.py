@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from demo_files import write_demo_file
+from demo_files import random_demos, write_demo_file
 from polymimic.datasets.windows import WindowDataset
 from polymimic.policies.bc import BCConfig, BCPolicy
 from polymimic.policies.checkpoint import load_checkpoint
@@ -18,15 +18,7 @@ from polymimic.policies.train import EpochBatchSampler, RunDirectoryError, Train
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> WindowDataset:
-    rng = np.random.default_rng(0)
-    demos = {
-        f"demo_{i}": {
-            "obs/tip_pos": rng.normal(size=(20, 2)),
-            "obs/block_red": rng.normal(size=(20, 4)),
-            "actions": rng.normal(size=(20, 2)),
-        }
-        for i in range(4)
-    }
+    demos = random_demos()
     path = write_demo_file(
         tmp_path_factory.mktemp("data") / "demos.hdf5", demos,
         {"train": ["demo_0", "demo_1", "demo_2"]},

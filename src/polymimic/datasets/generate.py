@@ -18,7 +18,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import fcntl
 import glob
 import json
 import logging
@@ -39,7 +38,7 @@ from polymimic.datasets.hdf5 import DatasetError, read_episode, write_dataset
 from polymimic.datasets.registry import DatasetSpec
 from polymimic.datasets.validate import validate_dataset
 from polymimic.errors import UserError
-from polymimic.io import atomic_write_json, library_versions
+from polymimic.io import atomic_write_json, exclusive_lock, library_versions
 from polymimic.operators import record_episode, script_factory
 
 GYM_ENV_TYPE = 2  # robomimic's EnvType.GYM_TYPE
@@ -184,18 +183,12 @@ def _record_missing(
 @contextlib.contextmanager
 def _locked(work_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the work directory (released by the OS if killed)."""
-    fd = os.open(work_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise GenerationError(
-                f"{work_dir}: another generation is writing into this work directory; wait "
-                "for it to finish or choose another output path"
-            ) from None
+    busy = GenerationError(
+        f"{work_dir}: another generation is writing into this work directory; wait for it "
+        "to finish or choose another output path"
+    )
+    with exclusive_lock(work_dir / LOCK_FILE, busy):
         yield
-    finally:
-        os.close(fd)
 
 
 def _check_params(work_dir: Path, params: dict[str, Any]) -> None:

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import itertools
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +37,7 @@ from tqdm.auto import tqdm
 
 from polymimic.config.values import bounded
 from polymimic.errors import UserError
+from polymimic.io import exclusive_lock
 from polymimic.policies.base import Policy
 from polymimic.policies.optim import OptimizerSpec, check_optimizer_specs
 from polymimic.policies.training_state import (
@@ -77,18 +76,12 @@ def run_directory_lock(run_dir: Path, resume: bool) -> Iterator[None]:
             "choose a new directory with hydra.run.dir=<path>"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunDirectoryError(
-                f"another training run is writing into {run_dir}; wait for it or choose a new "
-                "directory with hydra.run.dir=<path>"
-            ) from None
+    busy = RunDirectoryError(
+        f"another training run is writing into {run_dir}; wait for it or choose a new "
+        "directory with hydra.run.dir=<path>"
+    )
+    with exclusive_lock(run_dir, busy):  # on the directory itself: no lock file is written
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 @dataclasses.dataclass
