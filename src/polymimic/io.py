@@ -102,10 +102,14 @@ def _writable_dir(directory: Path, what: str) -> None:
         raise OutputPathError(
             f"{what} {directory} cannot be created ({exc.strerror}); choose a writable location"
         ) from None
-    if not os.access(directory, os.W_OK | os.X_OK):
+    # A real write: os.access says yes to root even where writes fail (/proc, read-only mounts).
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
         raise OutputPathError(
-            f"{what} {directory} is not writable by this user; choose a writable location"
-        )
+            f"{what} {directory} is not writable ({exc.strerror}); choose a writable location"
+        ) from None
 
 
 def _blocking_file(path: Path) -> Path:

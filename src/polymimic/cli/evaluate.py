@@ -80,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
     )
     env_id, env_kwargs = _env_of(read_checkpoint_config(args.checkpoint), args.env)
     policy = load_checkpoint(args.checkpoint)
+    reference = _reference_distribution(args.dataset)  # a bad file fails before any output
     out_dir = prepare_output_dir(args.out_dir or args.checkpoint / "eval")
     video = out_dir / "rollouts.mp4" if args.video_episodes > 0 else None
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     info = evaluate(
         env_id, env_kwargs, policy, seeds, video_path=video,
-        max_video_episodes=args.video_episodes,
-        reference_distribution=_reference_distribution(args.dataset),
+        max_video_episodes=args.video_episodes, reference_distribution=reference,
     )
     info["checkpoint"] = str(args.checkpoint)
     write_eval_info(out_dir / "eval_info.json", info)

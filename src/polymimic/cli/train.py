@@ -31,6 +31,7 @@ from polymimic.datasets.windows import WindowDataset, dataset_dims
 from polymimic.envs.allowlist import check_env_args
 from polymimic.errors import OptionError, UserError
 from polymimic.eval.rollout import TRAIN_EVAL_SEED_START, evaluate, write_eval_info
+from polymimic.io import prepare_output_dir
 from polymimic.policies.base import Policy, config_to_dict, policy_class
 from polymimic.policies.checkpoint import atomic_write, atomic_write_json
 from polymimic.policies.train import (
@@ -38,6 +39,7 @@ from polymimic.policies.train import (
     TrainConfig,
     run_directory_lock,
     seed_everything,
+    select_device,
     train,
 )
 
@@ -79,6 +81,7 @@ def prepare_run(cfg: DictConfig) -> tuple[dict[str, Any], WindowDataset, Policy,
         raise OptionError("no dataset given: pass dataset=<path to a robomimic-layout .hdf5 file>")
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     train_cfg = config_from_values(TrainConfig, resolved["train"], where="train")
+    select_device(train_cfg.device)  # a bad device string fails here, before any file is written
     # The dataset's env args travel into the checkpoint, where `polymimic eval` makes the
     # env from them: refuse ones outside the allowlist now, not after hours of training.
     env_id, env_kwargs = check_env_args(read_env_args(resolved["dataset"]))
@@ -162,6 +165,13 @@ def hydra_main(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def _check_run_dir_override(args: list[str]) -> None:
+    """Check ``hydra.run.dir=...`` before Hydra creates it (its own failure is a traceback)."""
+    for arg in args:
+        if arg.startswith("hydra.run.dir="):
+            prepare_output_dir(arg.split("=", 1)[1], "run directory (hydra.run.dir)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run ``polymimic train`` with Hydra overrides ``argv`` (default: ``sys.argv[1:]``).
 
@@ -171,6 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     """
     saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = ["polymimic train", *(sys.argv[1:] if argv is None else argv)]
+    try:
+        _check_run_dir_override(sys.argv[1:])
+    except UserError as exc:
+        sys.argv = saved_argv
+        print(f"polymimic train: error: {exc}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT) from None
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_main()

@@ -13,12 +13,13 @@ Writing lives in :mod:`polymimic.datasets.hdf5`, which re-exports everything her
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -67,6 +68,29 @@ def _corrupt(path: Any, problem: str, exc: Exception) -> DatasetError:
     )
 
 
+#: What h5py raises where HDF5 meets damaged bytes (it maps library errors to these).
+_DAMAGE = (OSError, KeyError, RuntimeError)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _reports_damage(function: _F) -> _F:
+    """Turn h5py's errors from damaged bytes met mid-read into a DatasetError.
+
+    HDF5 reads object headers, B-trees and heaps lazily, so damage can surface at any
+    access, not only in ``open_dataset``.
+    """
+
+    @functools.wraps(function)
+    def wrapper(source: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(source, *args, **kwargs)
+        except _DAMAGE as exc:
+            name = source.file.filename if isinstance(source, h5py.HLObject) else source
+            raise _corrupt(name, "its structure could not be read", exc) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 def open_dataset(path: PathLike, mode: str = "r") -> h5py.File:
     """Open a polymimic dataset after checking that it exists, is HDF5 and has our version.
 
@@ -91,11 +115,11 @@ def open_dataset(path: PathLike, mode: str = "r") -> h5py.File:
         raise _error(p, f"dataset file {what}", fix)
     try:
         f = h5py.File(p, mode)
-    except OSError as exc:
+    except _DAMAGE as exc:
         raise _corrupt(p, "not a readable HDF5 file", exc) from None
     try:
         _check_header(f, p)
-    except OSError as exc:
+    except _DAMAGE as exc:
         f.close()
         raise _corrupt(p, "its structure could not be read", exc) from None
     except BaseException:
@@ -149,6 +173,7 @@ def _demo_index(name: str) -> int:
     return int(match.group(1))
 
 
+@_reports_damage
 def demo_names(file: h5py.File | PathLike, filter_key: str | None = None) -> list[str]:
     """Demo names, sorted by their integer suffix (as robomimic orders them).
 
@@ -177,6 +202,7 @@ def demo_names(file: h5py.File | PathLike, filter_key: str | None = None) -> lis
     return sorted(names, key=_demo_index)
 
 
+@_reports_damage
 def mask_keys(file: h5py.File | PathLike) -> list[str]:
     """The filter keys under ``mask/``, sorted (staging names of interrupted writes hidden)."""
     with _opened(file) as f:
@@ -188,6 +214,7 @@ def mask_keys(file: h5py.File | PathLike) -> list[str]:
         return sorted(k for k in group if not k.startswith("."))
 
 
+@_reports_damage
 def get_mask(path_or_file: h5py.File | PathLike, key: str) -> list[str]:
     """The demo names stored in ``mask/<key>``, decoded to str.
 
@@ -258,6 +285,7 @@ def _demo_problem(demo: h5py.Group) -> str | None:
     return None
 
 
+@_reports_damage
 def check_demo(f: h5py.File, name: str) -> h5py.Group:
     """The demo group ``name`` after its structural checks.
 
@@ -280,6 +308,7 @@ def check_demo(f: h5py.File, name: str) -> h5py.Group:
     return demo
 
 
+@_reports_damage
 def read_demo_arrays(f: h5py.File, name: str, keys: Iterable[str]) -> dict[str, np.ndarray]:
     """Read and check some arrays of one demo.
 
@@ -318,12 +347,14 @@ def read_demo_arrays(f: h5py.File, name: str, keys: Iterable[str]) -> dict[str, 
     return arrays
 
 
+@_reports_damage
 def all_array_keys(f: h5py.File, name: str) -> list[str]:
     """Every array path of a demo that ``read_demo_arrays`` accepts."""
     demo = check_demo(f, name)
     return [*DEMO_ARRAYS, *(f"{group}/{key}" for group in DEMO_GROUPS for key in demo[group])]
 
 
+@_reports_damage
 def obs_keys_of(file: h5py.File | PathLike) -> list[str]:
     """Sorted observation keys of the first demo (every demo has the same, checked by
     ``validate_dataset``)."""
@@ -343,6 +374,7 @@ def _decode_attr(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+@_reports_damage
 def demo_attrs(demo: h5py.Group) -> dict[str, Any]:
     """A demo's attributes (without ``num_samples``) as plain str/int/float/bool values.
 
@@ -369,6 +401,7 @@ def demo_attrs(demo: h5py.Group) -> dict[str, Any]:
     return attrs
 
 
+@_reports_damage
 def read_json_attr(file: h5py.File | PathLike, key: str) -> dict[str, Any]:
     """``data.attrs[key]`` parsed as a JSON object (``env_args``, ``polymimic_metadata``).
 
@@ -389,6 +422,7 @@ def read_json_attr(file: h5py.File | PathLike, key: str) -> dict[str, Any]:
     return value
 
 
+@_reports_damage
 def read_env_args(file: h5py.File | PathLike) -> dict[str, Any]:
     """The file's robomimic ``env_args`` (JSON object with ``REQUIRED_ENV_ARGS``).
 
@@ -406,6 +440,7 @@ def read_env_args(file: h5py.File | PathLike) -> dict[str, Any]:
     return env_args
 
 
+@_reports_damage
 def read_episode(file_or_path: h5py.File | PathLike, demo_name: str) -> Episode:
     """Read one demo back into an ``Episode`` (the inverse of ``write_dataset``).
 

@@ -136,7 +136,7 @@ def _summarise(f: h5py.File, check_values: bool) -> DatasetSummary:
         action_dim=int(first["actions"].shape[-1]),
         mask_counts={key: len(members) for key, members in masks.items()},
         label_counts=_label_counts(data, names),
-        env_args=read_env_args(f),
+        env_args=_allowed_env_args(f),
         metadata=read_json_attr(f, "polymimic_metadata"),
     )
 
@@ -178,6 +178,18 @@ def _check_demos(f: h5py.File, names: list[str], check_values: bool) -> list[int
     if sum(lengths) > schema.MAX_TOTAL_STEPS:
         raise _error(f.filename, f"demos hold {sum(lengths)} steps (at most {schema.MAX_TOTAL_STEPS})")
     return lengths
+
+
+def _allowed_env_args(f: h5py.File) -> dict[str, Any]:
+    """The file's env_args, which must name a polymimic task with allowed kwargs."""
+    from polymimic.envs.allowlist import EnvRequestError, check_env_args
+
+    env_args = read_env_args(f)
+    try:
+        check_env_args(env_args)
+    except EnvRequestError as exc:
+        raise _error(f.filename, f"data.attrs['env_args'] is not allowed: {exc}") from None
+    return env_args
 
 
 def _label_counts(data: h5py.Group, names: list[str]) -> dict[str, dict[str, int]]:

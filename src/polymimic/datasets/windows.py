@@ -35,6 +35,7 @@ from polymimic.datasets.obs import flatten_obs
 from polymimic.datasets.reader import (
     DatasetError,
     _demo_index,
+    all_array_keys,
     check_demo,
     demo_names,
     obs_keys_of,
@@ -237,13 +238,11 @@ class WindowDataset(Dataset):
         return sorted(names, key=_demo_index)
 
     def _read_demo(self, f: Any, name: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        wanted = ["actions"]
-        for key in keys:
-            if key in ("obs", "next_obs"):
-                wanted += [f"{key}/{k}" for k in self.obs_keys]
-            elif key != "actions":
-                wanted.append(key)
-        arrays = read_demo_arrays(f, name, wanted)
+        # Every array except images (uint8, and large) is read and checked, not only the
+        # keys this learner uses: a NaN reward must stop BC too, or bad data trains silently.
+        wanted = [k for k in all_array_keys(f, name) if f["data"][name][k].ndim < 4]
+        wanted += [f"{key}/{k}" for key in ("obs", "next_obs") if key in keys for k in self.obs_keys]
+        arrays = read_demo_arrays(f, name, dict.fromkeys(wanted))
         out = {}
         for key in keys:
             if key in ("obs", "next_obs"):

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from polymimic.config.values import bounded
-from polymimic.errors import UserError
+from polymimic.errors import OptionError, UserError
 from polymimic.io import exclusive_lock
 from polymimic.policies.base import Policy
 from polymimic.policies.optim import OptimizerSpec, check_optimizer_specs
@@ -114,14 +114,23 @@ def seed_everything(seed: int) -> None:
 
 
 def select_device(name: str) -> torch.device:
-    """Resolve ``"auto"`` to cuda when available, else cpu; check explicit cuda requests."""
+    """Resolve ``"auto"`` to cuda when available, else cpu; check explicit requests.
+
+    Raises:
+        OptionError: a string torch does not know as a device, or cuda without CUDA.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise OptionError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise OptionError(
             f"device {name!r} requested but CUDA is not available; use device=auto or cpu"
         )
+    if device.type not in ("cpu", "cuda"):
+        raise OptionError(f"device={name!r}: polymimic trains on cpu or cuda")
     return device
 
 
