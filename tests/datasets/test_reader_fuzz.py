@@ -59,8 +59,11 @@ COUNTS: Counter[str] = Counter()
 
 ARRAYS = ("actions", "rewards", "dones", "terminations", "truncations", "states")
 FLAGS = ("dones", "terminations", "truncations")
-EXAMPLES = 250  # structured files per run: about 25 s of the module's budget on 2 cores
-BYTE_FILES = 300  # byte-damaged copies per run: about 10 s in one subprocess
+#: Structured files per run (about 20 s on 2 cores); set POLYMIMIC_FUZZ_EXAMPLES for a longer hunt.
+EXAMPLES = int(os.environ.get("POLYMIMIC_FUZZ_EXAMPLES", "250"))
+#: Byte-damaged copies per run (one subprocess, about 20 s); POLYMIMIC_FUZZ_BYTE_FILES for
+#: more, POLYMIMIC_FUZZ_SEED for other damage.
+BYTE_FILES = int(os.environ.get("POLYMIMIC_FUZZ_BYTE_FILES", "240"))
 
 
 # --------------------------------------------------------------------------- the base file
@@ -144,6 +147,7 @@ class NotApplicable(Exception):
     """The mutation does not apply to the file as earlier mutations left it."""
 
 
+# fmt: off
 DTYPES = ("float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool", "S4",
           "complex64", "compound", "vlen_str", "big_endian_f8")
 SHAPES = ("drop_dim", "add_dim", "zero_rows", "other_rows", "zero_width", "huge", "empty")
@@ -155,16 +159,17 @@ NUM_SAMPLES = ("str", "float", "negative", "zero", "huge", "array", "bool", "byt
 VERSION = ("str", "float", "array", "missing", "2", "0", "bool", "bytes", "float_1")
 JSON_ATTR = ("non_json", "json_list", "huge", "bytes_valid", "number", "missing_keys", "deep",
              "missing", "array", "bad_utf8")
+#: Not yet "str", "array", NaN, inf: validate.py crashes on those (see the xfail test below).
 TOTAL = ("plus_one", "minus_one", "missing", "float_exact")
 ARRAY_LINKS = ("soft_array", "dangling", "external_array", "hard_shared")
 GROUP_LINKS = ("soft_demo", "self_loop", "external_demo", "soft_obs_group", "external_obs_group")
 MASK_LINKS = ("soft_mask", "external_mask")
-MASKS = ("numeric", "2d", "group", "scalar", "missing_demo", "non_demo_name", "absolute_name",
-         "vlen_valid", "duplicate", "empty", "bytes_key", "nul_name")
-DEMO_STRUCTURE = ("demo_as_dataset", "delete_num_samples", "odd_key_space",
-                  "odd_key_umlaut", "odd_key_long", "odd_key_bytes", "obs_only_key",
-                  "obs_key_group", "attr_array", "attr_huge", "attr_compound", "attr_ok",
-                  "image_obs", "image_bad_channels", "extra_array", "attr_bytes_name")
+MASKS = ("numeric", "2d", "group", "scalar", "null_space", "missing_demo", "non_demo_name",
+         "absolute_name", "vlen_valid", "duplicate", "empty", "bytes_key", "nul_name")
+DEMO_STRUCTURE = ("demo_as_dataset", "delete_num_samples", "odd_key_space", "odd_key_umlaut",
+                  "odd_key_long", "odd_key_bytes", "obs_only_key", "obs_key_group", "attr_array",
+                  "attr_huge", "attr_compound", "attr_ok", "image_obs", "image_bad_channels",
+                  "extra_array", "attr_bytes_name")
 FILE_STRUCTURE = ("extra_group_foo", "extra_dataset_foo", "bytes_demo_name", "data_attr_junk")
 
 #: Mutations are applied in this order of kinds, so that no mutation writes through a link
@@ -172,13 +177,14 @@ FILE_STRUCTURE = ("extra_group_foo", "extra_dataset_foo", "bytes_demo_name", "da
 PHASE = {"dtype": 0, "shape": 0, "value": 0, "flag": 0, "storage": 1, "num_samples": 1,
          "version": 1, "json": 1, "total": 1, "mask": 2, "demo": 2, "file": 2, "delete": 2,
          "link": 3}
+# fmt: on
 
 
 def mutations(base: Base) -> st.SearchStrategy[Mutation]:
     """Every kind of mutation, aimed at the arrays, demos and masks ``base`` has."""
     arrays = st.sampled_from(base.array_paths())
     demos = st.sampled_from([f"data/{name}" for name in base.names])
-    flags = st.sampled_from([f"data/{n}/{k}" for n in base.names for k in FLAGS])
+    flags = st.sampled_from([f"data/{n}/dones" for n in base.names])  # the int64 flags
     groups = st.sampled_from([f"data/{n}/{g}" for n in base.names for g in ("obs", "next_obs")])
 
     def of(kind: str, variants: tuple[str, ...], targets: st.SearchStrategy[str]) -> Any:
@@ -193,7 +199,7 @@ def mutations(base: Base) -> st.SearchStrategy[Mutation]:
         of("num_samples", NUM_SAMPLES, demos),
         of("version", VERSION, st.just("data")),
         of("json", JSON_ATTR, st.sampled_from(["env_args", "polymimic_metadata"])),
-        of("total", TOTAL, st.just("data")),
+        of("total", TOTAL, st.just("total")),
         of("link", ARRAY_LINKS, arrays),
         of("link", GROUP_LINKS, demos),
         of("link", MASK_LINKS, st.just("mask/train")),
@@ -255,8 +261,10 @@ def value_readers(target: str) -> frozenset[str]:
     """Entry points that read the values of the array ``target``."""
     demo, key = demo_of(target), target.split("/", 2)[2]
     read_by_window = key == "actions" or key.startswith("obs/")
-    return frozenset({"validate", f"arrays:{demo}", f"episode:{demo}"} | (
-        {"window"} if read_by_window else set()))
+    return frozenset(
+        {"validate", f"arrays:{demo}", f"episode:{demo}"}
+        | ({"window"} if read_by_window else set())
+    )
 
 
 def rule_kinds(target: str) -> str:
@@ -265,10 +273,18 @@ def rule_kinds(target: str) -> str:
     return schema.ARRAY_RULES[leaf].kinds if leaf in schema.ARRAY_RULES else "f"
 
 
+def parent_group(f: h5py.File, parent: str) -> Any:
+    """``f[parent]`` or None where earlier mutations made it unreachable (a link loop)."""
+    try:
+        return f.get(parent) if parent else f
+    except (KeyError, RuntimeError, OSError):
+        return None
+
+
 def get(f: h5py.File, path: str) -> Any:
     """``f[path]`` without following links, or NotApplicable."""
     parent, _, leaf = path.rpartition("/")
-    group = f.get(parent) if parent else f
+    group = parent_group(f, parent)
     if not isinstance(group, h5py.Group) or not isinstance(
         group.get(leaf, getlink=True), h5py.HardLink
     ):
@@ -298,7 +314,7 @@ def require_new(group: h5py.Group, name: str | bytes) -> None:
 def replace(f: h5py.File, path: str, link: Any = None, **create: Any) -> None:
     """Put a new dataset (``create``) or ``link`` at ``path`` in place of what is there."""
     parent, _, leaf = path.rpartition("/")
-    group = f.get(parent)
+    group = parent_group(f, parent)
     if not isinstance(group, h5py.Group):
         raise NotApplicable(path)
     if group.get(leaf, getlink=True) is not None:
@@ -325,8 +341,9 @@ def apply_dtype(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
     new, extra = converted(small_array(f, m.target), m.variant)
     replace(f, m.target, data=new, **extra)
     kind = "O" if m.variant == "vlen_str" else new.dtype.kind
-    return None if kind in rule_kinds(m.target) else Expect(
-        "dtype", structural(m.target), ("dtype",))
+    return (
+        None if kind in rule_kinds(m.target) else Expect("dtype", structural(m.target), ("dtype",))
+    )
 
 
 def apply_shape(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
@@ -334,8 +351,15 @@ def apply_shape(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
     if m.variant == "huge":  # 16 GB declared, a few hundred bytes stored
         if 0 in old.shape[1:]:
             raise NotApplicable(m.target)
-        replace(f, m.target, shape=(10**9, *old.shape[1:]), dtype=old.dtype,
-                chunks=(1024, *old.shape[1:]), compression="gzip", fillvalue=old.dtype.type(1))
+        replace(
+            f,
+            m.target,
+            shape=(10**9, *old.shape[1:]),
+            dtype=old.dtype,
+            chunks=(1024, *old.shape[1:]),
+            compression="gzip",
+            fillvalue=old.dtype.type(1),
+        )
     elif m.variant == "empty":
         replace(f, m.target, data=h5py.Empty(old.dtype))
     else:
@@ -352,8 +376,15 @@ def apply_shape(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
     return Expect("shape", structural(m.target), ("shape", "rows", "values per step"))
 
 
-FLOAT_VALUE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "huge": 1e300,
-               "float32_huge": 3e38, "-0.0": -0.0, "subnormal": 5e-324}
+FLOAT_VALUE = {
+    "nan": np.nan,
+    "inf": np.inf,
+    "-inf": -np.inf,
+    "huge": 1e300,
+    "float32_huge": 3e38,
+    "-0.0": -0.0,
+    "subnormal": 5e-324,
+}
 
 
 def apply_value(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
@@ -423,9 +454,16 @@ def apply_num_samples(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | N
     if m.variant == "plus_one" and (isinstance(current, bool) or not isinstance(current, int)):
         raise NotApplicable(m.target)
     demo.attrs["num_samples"] = {
-        "str": "3", "float": 3.0, "negative": -1, "zero": 0, "huge": 10**12,
-        "array": np.array([3, 3]), "bool": True, "bytes": np.bytes_(b"3"),
-        "uint64_max": np.uint64(2**64 - 1), "empty": h5py.Empty("i8"),
+        "str": "3",
+        "float": 3.0,
+        "negative": -1,
+        "zero": 0,
+        "huge": 10**12,
+        "array": np.array([3, 3]),
+        "bool": True,
+        "bytes": np.bytes_(b"3"),
+        "uint64_max": np.uint64(2**64 - 1),
+        "empty": h5py.Empty("i8"),
         "plus_one": current + 1 if m.variant == "plus_one" else 0,
     }[m.variant]
     return Expect("num_samples", structural(m.target), ("num_samples",))
@@ -437,8 +475,14 @@ def apply_version(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
         attrs.pop("polymimic_format_version", None)
     else:
         attrs["polymimic_format_version"] = {
-            "str": "1", "float": 1.5, "float_1": 1.0, "array": np.array([1]), "2": 2, "0": 0,
-            "bool": True, "bytes": np.bytes_(b"1"),
+            "str": "1",
+            "float": 1.5,
+            "float_1": 1.0,
+            "array": np.array([1]),
+            "2": 2,
+            "0": 0,
+            "bool": True,
+            "bytes": np.bytes_(b"1"),
         }[m.variant]
     return Expect("version", None, ("format version", "format_version"))
 
@@ -449,7 +493,10 @@ def json_value(key: str, variant: str) -> Any:
     if key == "polymimic_metadata":
         valid = {"versions": {}}
     return {
-        "non_json": "{not json", "json_list": "[1, 2]", "number": 3, "missing_keys": "{}",
+        "non_json": "{not json",
+        "json_list": "[1, 2]",
+        "number": 3,
+        "missing_keys": "{}",
         "huge": json.dumps({**valid, "pad": "x" * (schema.MAX_ATTR_TEXT + 10)}),
         "bytes_valid": np.bytes_(json.dumps(valid).encode()),
         "deep": "[" * 32_000 + "]" * 32_000,  # under MAX_ATTR_TEXT, beyond json's recursion
@@ -467,7 +514,9 @@ def apply_json(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
         attrs[key] = json_value(key, m.variant)
     if m.variant == "bytes_valid" or (m.variant == "missing_keys" and key != "env_args"):
         return None
-    entries = {"validate"} | ({"env_args", "window", "window:train"} if key == "env_args" else set())
+    entries = {"validate"} | (
+        {"env_args", "window", "window:train"} if key == "env_args" else set()
+    )
     return Expect(key, frozenset(entries), (key,))
 
 
@@ -479,9 +528,14 @@ def apply_total(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
     if m.variant == "missing":
         del attrs["total"]
     else:
-        attrs["total"] = {"plus_one": current + 1, "minus_one": current - 1,
-                          "float_exact": float(current)}[m.variant]
-    return None if m.variant == "float_exact" else Expect("total", frozenset({"validate"}), ("total",))
+        attrs["total"] = {
+            "plus_one": current + 1,
+            "minus_one": current - 1,
+            "float_exact": float(current),
+        }[m.variant]
+    return (
+        None if m.variant == "float_exact" else Expect("total", frozenset({"validate"}), ("total",))
+    )
 
 
 MASK_USERS = frozenset({"demo_names:train", "window:train", "validate"})
@@ -491,11 +545,16 @@ def mask_value(names: list[str], variant: str) -> Any:
     """The new content of ``mask/train`` (None: make it a group)."""
     encoded = [n.encode() for n in names]
     return {
-        "numeric": np.arange(2), "2d": np.array([encoded]), "scalar": np.bytes_(encoded[0]),
-        "missing_demo": np.array([b"demo_99"]), "non_demo_name": np.array([b"foo"]),
+        "numeric": np.arange(2),
+        "2d": np.array([encoded]),
+        "scalar": np.bytes_(encoded[0]),
+        "null_space": h5py.Empty("S8"),
+        "missing_demo": np.array([b"demo_99"]),
+        "non_demo_name": np.array([b"foo"]),
         "absolute_name": np.array([b"/data/" + encoded[0]]),
         "nul_name": np.array([encoded[0] + b"\x00x"]),
-        "duplicate": np.array(encoded + encoded), "empty": np.array([], dtype="S8"),
+        "duplicate": np.array(encoded + encoded),
+        "empty": np.array([], dtype="S8"),
     }.get(variant)
 
 
@@ -519,13 +578,18 @@ def apply_mask(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
     if m.variant == "empty":
         return Expect("mask", frozenset({"window:train"}), ("selects no demos",))
     keywords = ("mask/train", "mask 'train'")
-    if m.variant in ("numeric", "2d", "group", "scalar"):
+    if m.variant in ("numeric", "2d", "group", "scalar", "null_space"):
         return Expect("mask", MASK_USERS | {"get_mask:train"}, keywords)
     return Expect("mask", MASK_USERS, keywords)
 
 
-def add_obs_key(demo: h5py.Group, name: str | bytes, shape: tuple[int, ...], dtype: str,
-                groups: tuple[str, ...] = ("obs", "next_obs")) -> None:
+def add_obs_key(
+    demo: h5py.Group,
+    name: str | bytes,
+    shape: tuple[int, ...],
+    dtype: str,
+    groups: tuple[str, ...] = ("obs", "next_obs"),
+) -> None:
     """Add an observation array ``name`` of ``shape[1:]`` per step to ``groups`` of ``demo``."""
     rows = reader._decode_attr(demo.attrs.get("num_samples"))
     if not isinstance(rows, int) or isinstance(rows, bool) or not 0 < rows < 100:
@@ -575,8 +639,10 @@ def apply_demo(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
         return None
     name = b"\xff\xfe" if v == "attr_bytes_name" else "operator"
     demo.attrs[name] = {
-        "attr_array": np.arange(3), "attr_huge": "x" * (schema.MAX_ATTR_TEXT + 1),
-        "attr_compound": np.zeros((), dtype=[("a", "<f8")]), "attr_ok": "alice",
+        "attr_array": np.arange(3),
+        "attr_huge": "x" * (schema.MAX_ATTR_TEXT + 1),
+        "attr_compound": np.zeros((), dtype=[("a", "<f8")]),
+        "attr_ok": "alice",
         "attr_bytes_name": 1,
     }[v]
     demo_name = demo_of(m.target)
@@ -614,8 +680,11 @@ def link_for(m: Mutation, scratch: Scratch) -> tuple[str, Any]:
     if m.variant in ("soft_array", "hard_shared"):
         demo, key = demo_of(m.target), m.target.split("/", 2)[2]
         peers = [n for n in names if n != demo]
-        dest = f"/data/{peers[0]}/{key}" if peers else f"/data/{demo}/" + (
-            "rewards" if key != "rewards" else "states")
+        dest = (
+            f"/data/{peers[0]}/{key}"
+            if peers
+            else f"/data/{demo}/" + ("rewards" if key != "rewards" else "states")
+        )
         return m.target, (h5py.SoftLink(dest) if m.variant == "soft_array" else dest)
     return {
         "dangling": (m.target, h5py.SoftLink("/nowhere/at/all")),
@@ -641,16 +710,26 @@ def apply_link(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 
 APPLY: dict[str, Callable[[h5py.File, Mutation, Scratch], Expect | None]] = {
-    "dtype": apply_dtype, "shape": apply_shape, "value": apply_value, "flag": apply_flag,
-    "storage": apply_storage, "num_samples": apply_num_samples, "version": apply_version,
-    "json": apply_json, "total": apply_total, "mask": apply_mask, "demo": apply_demo,
-    "file": apply_file, "delete": apply_delete, "link": apply_link,
+    "dtype": apply_dtype,
+    "shape": apply_shape,
+    "value": apply_value,
+    "flag": apply_flag,
+    "storage": apply_storage,
+    "num_samples": apply_num_samples,
+    "version": apply_version,
+    "json": apply_json,
+    "total": apply_total,
+    "mask": apply_mask,
+    "demo": apply_demo,
+    "file": apply_file,
+    "delete": apply_delete,
+    "link": apply_link,
 }
 
 
 def replaced_path(m: Mutation) -> str | None:
     """The subtree a mutation replaces (earlier expectations there no longer hold)."""
-    if m.kind in ("dtype", "shape", "storage", "delete") or (
+    if m.kind in ("dtype", "shape", "value", "flag", "storage", "delete", "total", "json") or (
         m.kind == "mask" and m.variant != "bytes_key"
     ):
         return m.target
@@ -661,7 +740,9 @@ def replaced_path(m: Mutation) -> str | None:
     return None
 
 
-def mutate(path: Path, mutations: list[Mutation], scratch: Scratch) -> tuple[list[Mutation], list[Expect]]:
+def mutate(
+    path: Path, mutations: list[Mutation], scratch: Scratch
+) -> tuple[list[Mutation], list[Expect]]:
     """Apply ``mutations`` in order; return those that applied and what must be refused."""
     applied: list[Mutation] = []
     expects: dict[str, Expect] = {}
@@ -674,8 +755,11 @@ def mutate(path: Path, mutations: list[Mutation], scratch: Scratch) -> tuple[lis
             applied.append(m)
             gone = replaced_path(m)
             if gone is not None:
-                expects = {k: e for k, e in expects.items()
-                           if k.split("#")[0] != gone and not k.startswith(gone + "/")}
+                expects = {
+                    k: e
+                    for k, e in expects.items()
+                    if k.split("#")[0] != gone and not k.startswith(gone + "/")
+                }
             if expect is not None:
                 expects[f"{m.target}#{len(applied)}"] = expect
     return applied, list(expects.values())
@@ -708,9 +792,12 @@ def entry_points(path: Path, base: Base) -> dict[str, Callable[[], Any]]:
     }
     for name in base.names:
         calls[f"arrays:{name}"] = on_file(
-            lambda f, n=name: reader.read_demo_arrays(f, n, base.read_keys()))
+            lambda f, n=name: reader.read_demo_arrays(f, n, base.read_keys())
+        )
         calls[f"episode:{name}"] = lambda n=name: reader.read_episode(path, n)
-        calls[f"attrs:{name}"] = on_file(lambda f, n=name: reader.demo_attrs(reader.check_demo(f, n)))
+        calls[f"attrs:{name}"] = on_file(
+            lambda f, n=name: reader.demo_attrs(reader.check_demo(f, n))
+        )
     return calls
 
 
@@ -743,8 +830,9 @@ def outcome_of(entry: str, call: Callable[[], Any]) -> tuple[str, str]:
     return outcome, message
 
 
-def check_expectations(results: dict[str, tuple[str, str]], expects: list[Expect],
-                       applied: list[Mutation]) -> None:
+def check_expectations(
+    results: dict[str, tuple[str, str]], expects: list[Expect], applied: list[Mutation]
+) -> None:
     """Refusals that must happen, and messages that name the problem."""
     for expect in expects:
         entries = results.keys() if expect.entries is None else expect.entries & results.keys()
@@ -768,7 +856,9 @@ def record(results: dict[str, tuple[str, str]], applied: list[Mutation]) -> None
     COUNTS["structured files"] += 1
     COUNTS[f"structured files, validate -> {results['validate'][0]}"] += 1
     for entry, (outcome, _) in results.items():
-        COUNTS[f"entry {entry.split(':')[0]}{':train' * entry.endswith(':train')} -> {outcome}"] += 1
+        COUNTS[
+            f"entry {entry.split(':')[0]}{':train' * entry.endswith(':train')} -> {outcome}"
+        ] += 1
     for m in applied:
         COUNTS[f"mutation {m.kind}"] += 1
 
@@ -776,6 +866,7 @@ def record(results: dict[str, tuple[str, str]], applied: list[Mutation]) -> None
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
+    database=None,  # no .hypothesis/ in the repository; a failure prints its example
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(case=cases())
@@ -789,8 +880,312 @@ def test_mutated_files_raise_only_dataset_error(case: tuple[Base, list[Mutation]
         write_base(path, base)
         write_base(other, base)
         applied, expects = mutate(path, drawn, Scratch(root, base, other))
-        results = {entry: outcome_of(entry, call) for entry, call in entry_points(path, base).items()}
+        results = {
+            entry: outcome_of(entry, call) for entry, call in entry_points(path, base).items()
+        }
     if not applied:
         assert results["validate"][0] == "ok", results["validate"]
     check_expectations(results, expects, applied)
     record(results, applied)
+
+
+# --------------------------------------------------------------------------- in a subprocess
+
+#: Runs the reader on files named on the command line, printing one RESULT line per entry
+#: point and file. argv[1] is 'traps' (add names and keys a caller might pass, aimed at a
+#: root-level link '/ext') or 'damage' (add the torch-based WindowDataset instead). Run in
+#: a subprocess because the HDF5 C library may crash, hang, or block opening a FIFO.
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from polymimic.datasets import reader
+    from polymimic.datasets.reader import DatasetError
+    from polymimic.datasets.validate import validate_dataset
+
+    def on_file(path, read):
+        def call():
+            with reader.open_dataset(path) as f:
+                return read(f)
+        return call
+
+    def calls(path):
+        entries = {
+            "validate": lambda: validate_dataset(path),
+            "demo_names": lambda: reader.demo_names(path),
+            "demo_names:train": lambda: reader.demo_names(path, "train"),
+            "env_args": lambda: reader.read_env_args(path),
+            "obs_keys_of": lambda: reader.obs_keys_of(path),
+            "episode": lambda: reader.read_episode(path, "demo_0"),
+            "attrs": on_file(path, lambda f: reader.demo_attrs(reader.check_demo(f, "demo_0"))),
+        }
+        if WINDOW:
+            entries["window"] = lambda: WindowDataset(path, filter_key=None)
+            entries["window:train"] = lambda: WindowDataset(path, filter_key="train")
+        else:
+            read = reader.read_demo_arrays
+            entries["episode:/ext/x"] = lambda: reader.read_episode(path, "/ext/x")
+            entries["arrays:/ext/x"] = on_file(path, lambda f: read(f, "demo_0", ["/ext/x"]))
+            entries["arrays:obs/."] = on_file(path, lambda f: read(f, "demo_0", ["obs/."]))
+        return entries
+
+    def outcome(call):
+        try:
+            call()
+        except DatasetError:
+            return "DatasetError"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"[:300].replace("\\n", " ")
+        return "ok"
+
+    WINDOW = sys.argv[1] == "damage"
+    if WINDOW:
+        from polymimic.datasets.windows import WindowDataset
+    for index, path in enumerate(sys.argv[2:]):
+        print("BEGIN", index, flush=True)
+        for entry, call in calls(path).items():
+            print("RESULT", index, entry, "|", outcome(call), flush=True)
+        print("END", index, flush=True)
+    """
+)
+
+
+@dataclasses.dataclass
+class ChildRun:
+    """What the subprocess reported: outcomes per file index, exit code (None: timed out)."""
+
+    results: dict[int, dict[str, str]]
+    returncode: int | None
+    unfinished: int | None  # the file it was reading when it crashed or hung
+    stderr: str
+
+
+def run_child(paths: list[Path], window: bool, timeout: float) -> ChildRun:
+    """Run ``CHILD`` over ``paths`` in a fresh interpreter with a wall-clock limit."""
+    command = [sys.executable, "-c", CHILD, "damage" if window else "traps", *map(str, paths)]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+        stdout, stderr, code = done.stdout, done.stderr, done.returncode
+    except subprocess.TimeoutExpired as exc:
+        stdout, stderr, code = exc.stdout or b"", exc.stderr or b"", None
+    results: dict[int, dict[str, str]] = {}
+    begun = ended = None
+    for line in stdout.decode("utf-8", "replace").splitlines():
+        tag, _, rest = line.partition(" ")
+        if tag == "BEGIN":
+            begun = int(rest)
+        elif tag == "END":
+            ended = int(rest)
+        elif tag == "RESULT":
+            head, _, outcome = rest.partition(" | ")
+            index, entry = head.split(" ", 1)
+            results.setdefault(int(index), {})[entry] = outcome
+    unfinished = begun if begun is not None and begun != ended else None
+    return ChildRun(results, code, unfinished, stderr.decode("utf-8", "replace")[-2000:])
+
+
+def others(run: ChildRun) -> list[str]:
+    """Outcomes that are neither 'ok' nor 'DatasetError' (each a broken promise)."""
+    return [
+        f"file {index} {entry}: {outcome}"
+        for index, outcomes in sorted(run.results.items())
+        for entry, outcome in outcomes.items()
+        if outcome not in ("ok", "DatasetError")
+    ]
+
+
+# --------------------------------------------------------------------------- out-of-file data
+
+SMALL = Base(
+    names=("demo_0", "demo_1"),
+    steps=(3, 2),
+    obs_keys=("pos",),
+    obs_dim=2,
+    action_dim=2,
+    train=("demo_0",),
+)
+
+
+def trap_placements(f: h5py.File, placement: str, trap: str) -> None:
+    """Make ``f`` refer to the FIFO ``trap`` in the way ``placement`` names."""
+    if placement.startswith("external_link:"):
+        path = placement.split(":", 1)[1]
+        replace(f, path, link=h5py.ExternalLink(trap, "/x"))
+    elif placement == "root_external_link_named_by_mask":
+        f["ext"] = h5py.ExternalLink(trap, "/x")
+        replace(f, "mask/train", data=np.array([b"/ext/x"]))
+    elif placement.startswith("virtual:"):
+        path = placement.split(":", 1)[1]
+        old = f[path]
+        layout = h5py.VirtualLayout(shape=old.shape, dtype=old.dtype)
+        layout[...] = h5py.VirtualSource(trap, "x", shape=old.shape, dtype=old.dtype)
+        parent, _, leaf = path.rpartition("/")
+        del f[path]
+        f[parent].create_virtual_dataset(leaf, layout)
+    else:  # external raw storage
+        path = placement.split(":", 1)[1]
+        shape, dtype = f[path].shape, f[path].dtype
+        replace(f, path, shape=shape, dtype=dtype, external=[(trap, 0, h5py.h5f.UNLIMITED)])
+
+
+TRAPS = (
+    "external_link:data",
+    "external_link:data/demo_0",
+    "external_link:data/demo_0/actions",
+    "external_link:data/demo_0/obs",
+    "external_link:data/demo_1/next_obs/pos",
+    "external_link:mask",
+    "external_link:mask/train",
+    "root_external_link_named_by_mask",
+    "virtual:data/demo_0/actions",
+    "virtual:data/demo_1/obs/pos",
+    "virtual:mask/train",
+    "external_storage:data/demo_0/states",
+    "external_storage:mask/train",
+)
+
+
+def fifo_blocks_h5py(root: Path) -> bool:
+    """Control: following an external link to a FIFO blocks (so the trap would catch it).
+
+    In a subprocess: h5py keeps the GIL while HDF5 is blocked in open(), so no thread of
+    this process could release it.
+    """
+    fifo, path = root / "control.fifo", root / "control.hdf5"
+    os.mkfifo(fifo)
+    with h5py.File(path, "w") as f:
+        f["x"] = h5py.ExternalLink(str(fifo), "/x")
+    follow = f"import h5py; h5py.File({str(path)!r}, 'r')['x']"
+    try:
+        subprocess.run([sys.executable, "-c", follow], capture_output=True, timeout=3, check=False)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def test_out_of_file_references_are_never_opened(tmp_path: Path) -> None:
+    """External links, virtual sources and external storage point at a FIFO: opening it
+    would block the subprocess, so finishing in time proves nothing followed them."""
+    assert fifo_blocks_h5py(tmp_path), "this platform's HDF5 does not block on FIFOs"
+    trap = tmp_path / "trap.fifo"
+    os.mkfifo(trap)
+    paths = []
+    for index, placement in enumerate(TRAPS):
+        path = tmp_path / f"trap_{index}.hdf5"
+        write_base(path, SMALL)
+        with h5py.File(path, "r+") as f:
+            trap_placements(f, placement, str(trap))
+        paths.append(path)
+    run = run_child(paths, window=False, timeout=30)
+    assert run.returncode == 0, (
+        f"the reader blocked or crashed on {TRAPS[run.unfinished or 0]!r} "
+        f"(exit {run.returncode}): {run.stderr}"
+    )
+    assert not others(run), others(run)
+    for index, placement in enumerate(TRAPS):
+        assert run.results[index]["validate"] == "DatasetError", placement
+        COUNTS[f"out-of-file references refused by validate ({len(TRAPS)} files)"] += 1
+
+
+# --------------------------------------------------------------------------- raw bytes
+
+
+def data_ranges(path: Path) -> list[tuple[int, int]]:
+    """(start, end) byte ranges of the arrays' raw data; the rest is HDF5 metadata."""
+    ranges = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.id.get_offset() is not None:
+            start = obj.id.get_offset()
+            ranges.append((start, start + obj.id.get_storage_size()))
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return ranges
+
+
+def damaged(good: bytes, metadata: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """One damaged copy of ``good`` and a description of the damage.
+
+    Three in four hits land in metadata (superblock, object headers, B-trees, heaps), where
+    damage changes structure rather than values.
+    """
+    data = bytearray(good)
+    where = int(rng.choice(metadata)) if rng.random() < 0.75 else int(rng.integers(len(data)))
+    kind = str(rng.choice(["flip", "overwrite", "zero", "ones", "truncate"]))
+    if kind == "truncate":
+        cut = int(rng.integers(len(data)))
+        return bytes(data[:cut]), f"truncate at {cut}"
+    if kind == "flip":
+        bits = rng.integers(0, 8, size=int(rng.integers(1, 4)))
+        for bit in bits:
+            data[where] ^= 1 << int(bit)
+        return bytes(data), f"flip bits {bits.tolist()} of byte {where}"
+    size = int(rng.integers(1, 17))
+    fill = {
+        "overwrite": rng.integers(0, 256, size=size).astype(np.uint8).tobytes(),
+        "zero": bytes(size),
+        "ones": b"\xff" * size,
+    }[kind]
+    data[where : where + size] = fill[: len(data) - where]
+    return bytes(data), f"{kind} {size} bytes at {where}"
+
+
+#: Damaged copies on which the HDF5 C library itself crashes or hangs (polymimic cannot
+#: catch a segfault); skipped by index with the damage that triggers it. None so far.
+HDF5_CRASHES: dict[int, str] = {}
+
+
+def test_raw_byte_mutations(tmp_path: Path) -> None:
+    """Bit flips, overwrites and truncations of a small valid file: every entry point, in a
+    subprocess with a timeout, returns or raises DatasetError; nothing crashes or hangs."""
+    good_path = tmp_path / "good.hdf5"
+    write_base(good_path, SMALL)
+    good = good_path.read_bytes()
+    in_data = np.zeros(len(good), dtype=bool)
+    for start, end in data_ranges(good_path):
+        in_data[start:end] = True
+    metadata = np.flatnonzero(~in_data)
+    rng = np.random.default_rng(int(os.environ.get("POLYMIMIC_FUZZ_SEED", "20240607")))
+    paths, damage = [], []
+    for index in range(BYTE_FILES):
+        content, description = damaged(good, metadata, rng)
+        if index in HDF5_CRASHES:
+            continue
+        paths.append(tmp_path / f"damaged_{index}.hdf5")
+        paths[-1].write_bytes(content)
+        damage.append(f"file {index}: {description}")
+    run = run_child(paths, window=True, timeout=60)
+    where = damage[run.unfinished] if run.unfinished is not None else "?"
+    assert run.returncode == 0, f"exit {run.returncode} while reading {where}: {run.stderr}"
+    bad = others(run)
+    assert not bad, [f"{damage[int(b.split()[1])]}: {b}" for b in bad]
+    assert len(run.results) == len(paths)
+    for outcomes in run.results.values():
+        COUNTS["byte-damaged files"] += 1
+        COUNTS[f"byte-damaged files, validate -> {outcomes['validate']}"] += 1
+
+
+# --------------------------------------------------------------------------- known gaps
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(ValueError, TypeError, OverflowError),
+    reason="validate._summarise calls int() on data.attrs['total'] unchecked (validate.py); "
+    "remove this mark, and add these variants to TOTAL, once it raises DatasetError",
+)
+@pytest.mark.parametrize("total", ["abc", np.array([1, 2]), np.nan, np.inf], ids=repr)
+def test_total_that_is_not_a_number_is_a_dataset_error(tmp_path: Path, total: Any) -> None:
+    """``total`` is only compared with the demos' lengths; a non-number must be refused."""
+    path = tmp_path / "total.hdf5"
+    write_base(path, SMALL)
+    with h5py.File(path, "r+") as f:
+        f["data"].attrs["total"] = total
+    with pytest.raises(DatasetError, match="total"):
+        validate_dataset(path)
+
+
+def test_report_fuzz_counts() -> None:
+    """Print what the fuzz tests above generated (``pytest -s``); runs last in the module."""
+    lines = [f"{count:7d}  {key}" for key, count in sorted(COUNTS.items())]
+    print("\nreader fuzz counts:\n" + "\n".join(lines))

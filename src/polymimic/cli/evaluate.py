@@ -3,37 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from polymimic.cli.options import Parser, check_option, int_in
-from polymimic.datasets.validate import dataset_info
+from polymimic.datasets.reader import demo_attrs, demo_names, open_dataset
 from polymimic.envs.allowlist import check_env_args, check_env_request
-from polymimic.eval.rollout import FINAL_EVAL_SEED_START, evaluate, write_eval_info
+from polymimic.errors import OutputPathError
+from polymimic.eval.metrics import dataset_behaviour_distribution
+from polymimic.eval.protocol import PROTOCOL_NAMES, protocol
+from polymimic.eval.rollout import evaluate_protocol, write_eval_info
 from polymimic.io import prepare_output_dir
-from polymimic.policies.checkpoint import load_checkpoint, read_checkpoint_config
-
-MAX_EPISODES = 100_000
+from polymimic.policies.checkpoint import (
+    checkpoint_digest,
+    load_checkpoint,
+    read_checkpoint_config,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="polymimic eval", description=__doc__)
     parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
     parser.add_argument(
-        "--episodes", type=int_in(1, MAX_EPISODES), default=50, help="episodes (one per seed)"
+        "--protocol", choices=PROTOCOL_NAMES, default="full",
+        help="full: the task's S x R test protocol; cpu: 8 x 4 for quick runs; selection: "
+        "its own contexts, for choosing hyper-parameters and checkpoints",
     )
-    parser.add_argument(
-        "--seed-start", type=int_in(0, 2**31 - 1 - MAX_EPISODES), default=FINAL_EVAL_SEED_START,
-        help="first seed; final evaluation seeds are disjoint from dataset and training-time seeds",
-    )
+    parser.add_argument("--contexts", type=int_in(1, 1000), default=None,
+                        help="use only the first S contexts (a 'custom' protocol, for smoke tests)")
+    parser.add_argument("--rollouts", type=int_in(1, 1000), default=None,
+                        help="use only R rollouts per context ('custom')")
+    parser.add_argument("--workers", type=int_in(1, 64), default=1,
+                        help="parallel environments (results do not depend on it)")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: <checkpoint>/eval")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing eval_info.json in the output directory")
     parser.add_argument(
-        "--video-episodes", type=int_in(0, 100), default=2, help="episodes in the mp4 (0: none)"
+        "--video-episodes", type=int_in(0, 64), default=4, help="episodes in the mp4 grid (0: none)"
     )
     parser.add_argument(
         "--env", default=None, help="a polymimic task id (default: the policy's own)"
     )
-    parser.add_argument("--dataset", type=Path, default=None, help="dataset for the KL reference")
+    parser.add_argument("--dataset", type=Path, default=None,
+                        help="the training dataset: KL reference from its successful train demos")
     parser.set_defaults(run=run)
     return parser
 
@@ -51,45 +64,71 @@ def _env_of(checkpoint_config: dict[str, Any], override: str | None) -> tuple[st
 
 
 def _reference_distribution(path: Path | None) -> dict[str, float] | None:
+    """Behaviour distribution of the dataset's successful ``train`` demos (None: no file)."""
     if path is None:
         return None
-    counts = dataset_info(path)["label_counts"].get("behaviour", {})
-    total = sum(counts.values())
-    return {label: n / total for label, n in counts.items()} if total else None
+    with open_dataset(path) as f:
+        labels = [
+            str(attrs.get("behaviour"))
+            for attrs in (demo_attrs(f["data"][name]) for name in demo_names(f, "train"))
+            if attrs.get("success", True) and "behaviour" in attrs
+        ]
+    return dataset_behaviour_distribution(labels) if labels else None
+
+
+def _fmt(value: float | None, interval: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.3f}"
+    return text if interval is None or interval[0] is None else (
+        f"{text}  (95% CI {interval[0]:.3f}-{interval[1]:.3f})"
+    )
 
 
 def summary_lines(info: dict[str, Any]) -> list[str]:
     """Human-readable summary of an eval_info dict."""
     agg = info["aggregated"]
-    lo, hi = agg["success_rate_ci95"]
-    elo, ehi = agg["behaviour_entropy_ci95"]
+    protocol = info.get("protocol") or {}
+    what = (f"protocol {protocol['name']} v{protocol['version']} ({protocol['num_contexts']} "
+            f"contexts x {protocol['rollouts_per_context']} rollouts)") if protocol else "seeds"
     return [
-        f"env {info['env']['id']}, {agg['num_episodes']} episodes",
-        f"success rate      {agg['success_rate']:.3f}  (95% CI {lo:.3f}-{hi:.3f})",
-        f"behaviour entropy {agg['behaviour_entropy']:.3f}  (95% CI {elo:.3f}-{ehi:.3f}, "
-        f"normalised by log {agg['num_behaviours']})",
-        f"behaviours        {agg['behaviour_counts']}",
-        f"mean length       {agg['mean_length']:.1f} steps",
+        f"env {info['env']['id']}, {what}, {agg['num_episodes']} episodes, "
+        f"{info.get('wall_s', 0.0):.0f} s",
+        f"success rate          {_fmt(agg['success_rate'], agg['success_rate_ci95'])}",
+        f"behaviour entropy     {_fmt(agg['behaviour_entropy'], agg['behaviour_entropy_ci95'])}"
+        f"  [{agg['num_successes']} successes, log base {agg['num_behaviours']}]",
+        f"conditional entropy   {_fmt(agg['conditional_behaviour_entropy'], agg.get('conditional_behaviour_entropy_ci95'))}",
+        f"KL to dataset         {_fmt(agg['kl_to_reference'])}",
+        f"behaviours            {agg['behaviour_counts']}",
+        f"mean length           {agg['mean_length']:.1f} steps",
     ]
 
 
 def run(args: argparse.Namespace) -> int:
-    check_option(
-        args.video_episodes <= args.episodes,
-        f"--video-episodes {args.video_episodes} is more than --episodes {args.episodes}",
-    )
     env_id, env_kwargs = _env_of(read_checkpoint_config(args.checkpoint), args.env)
+    protocol_ = protocol(env_id, args.protocol, args.contexts, args.rollouts)
+    check_option(
+        args.video_episodes <= protocol_.num_episodes,
+        f"--video-episodes {args.video_episodes} is more than the {protocol_.num_episodes} episodes",
+    )
     policy = load_checkpoint(args.checkpoint)
     reference = _reference_distribution(args.dataset)  # a bad file fails before any output
     out_dir = prepare_output_dir(args.out_dir or args.checkpoint / "eval")
+    if (out_dir / "eval_info.json").exists() and not args.overwrite:
+        raise OutputPathError(
+            f"{out_dir / 'eval_info.json'} exists; pass --overwrite or choose another --out-dir"
+        )
     video = out_dir / "rollouts.mp4" if args.video_episodes > 0 else None
-    seeds = range(args.seed_start, args.seed_start + args.episodes)
-    info = evaluate(
-        env_id, env_kwargs, policy, seeds, video_path=video,
+    info = evaluate_protocol(
+        env_kwargs, policy, protocol_, workers=args.workers, video_path=video,
         max_video_episodes=args.video_episodes, reference_distribution=reference,
     )
-    info["checkpoint"] = str(args.checkpoint)
+    info["checkpoint"] = {"path": str(args.checkpoint), "sha256": checkpoint_digest(args.checkpoint)}
+    if reference is not None:
+        info["reference"]["source"] = str(args.dataset)
     write_eval_info(out_dir / "eval_info.json", info)
     print("\n".join(summary_lines(info)))
-    print(f"wrote {out_dir / 'eval_info.json'}" + (f" and {video}" if video else ""))
+    if info["video_error"]:
+        print(f"video not written: {info['video_error']}", file=sys.stderr)
+    print(f"wrote {out_dir / 'eval_info.json'}" + (f" and {info['video']}" if info["video"] else ""))
     return 0

@@ -135,7 +135,7 @@ def _check_header(f: h5py.File, path: Path) -> None:
     if not isinstance(f.get("data"), h5py.Group):
         problem = "HDF5 file has no 'data' group, so it is not a robomimic-layout dataset"
         raise _error(path, problem, f"Point to a dataset file. {_REGENERATE}")
-    version = _decode_attr(f["data"].attrs.get("polymimic_format_version"))
+    version = _attr(f["data"], "polymimic_format_version")
     if version is None:
         problem = "'data' has no polymimic_format_version attribute: not written by polymimic"
         raise _error(path, f"{problem}; this polymimic reads format version {FORMAT_VERSION}")
@@ -228,7 +228,8 @@ def get_mask(path_or_file: h5py.File | PathLike, key: str) -> list[str]:
             fix = "Use one of those as the filter key, or add it with write_masks()."
             raise _error(f.filename, f"no mask '{key}'; available mask keys: {available}", fix)
         mask = f["mask"][key]
-        ok = isinstance(mask, h5py.Dataset) and mask.ndim == 1 and mask.dtype.kind in "SO"
+        ok = isinstance(mask, h5py.Dataset) and mask.ndim == 1
+        ok = ok and getattr(schema.dtype_of(mask), "kind", "?") in "SO"
         if not ok or len(mask) > schema.MAX_DEMOS:
             raise _error(f.filename, f"mask/{key} is not a list of at most {schema.MAX_DEMOS} names")
         problem = schema.storage_problem(mask)
@@ -266,7 +267,7 @@ def _demo_problem(demo: h5py.Group) -> str | None:
     bad_keys = sorted(k for k in obs_keys if not schema.OBS_KEY.fullmatch(k))
     if bad_keys:
         return f"{demo.name} has observation keys {bad_keys[:3]} (letters, digits, _; <= 64)"
-    num_samples = _decode_attr(demo.attrs["num_samples"])
+    num_samples = _attr(demo, "num_samples")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int):
         return f"{demo.name} attrs['num_samples'] is {num_samples!r}, not an integer"
     if not 1 <= num_samples <= schema.MAX_DEMO_STEPS:
@@ -375,6 +376,15 @@ def _decode_attr(value: Any) -> Any:
 
 
 @_reports_damage
+def _attr(owner: h5py.Group, key: str) -> Any:
+    """``owner.attrs[key]`` decoded (None when absent); an unreadable datatype is damage."""
+    try:
+        return _decode_attr(owner.attrs.get(key))
+    except (TypeError, ValueError) as exc:  # h5py: a datatype numpy cannot represent
+        problem = f"{owner.name} attribute '{key}' is unreadable"
+        raise _corrupt(owner.file.filename, problem, exc) from None
+
+
 def demo_attrs(demo: h5py.Group) -> dict[str, Any]:
     """A demo's attributes (without ``num_samples``) as plain str/int/float/bool values.
 
@@ -390,7 +400,7 @@ def demo_attrs(demo: h5py.Group) -> dict[str, Any]:
             raise _error(demo.file.filename, problem)
         try:
             value = _decode_attr(demo.attrs[key])
-        except (OSError, TypeError) as exc:
+        except (OSError, TypeError, ValueError) as exc:
             raise _corrupt(demo.file.filename, f"{demo.name} attribute '{key}' is unreadable", exc) from None
         if not isinstance(value, str | int | float | bool):
             problem = f"{demo.name} attribute '{key}' is a {type(value).__name__}"
@@ -409,7 +419,7 @@ def read_json_attr(file: h5py.File | PathLike, key: str) -> dict[str, Any]:
         DatasetError: missing, not text, over ``schema.MAX_ATTR_TEXT`` or not a JSON object.
     """
     with _opened(file) as f:
-        raw = _decode_attr(f["data"].attrs.get(key))
+        raw = _attr(f["data"], key)
         problem = schema.attr_text_problem("data", key, raw)
         value = None
         if problem is None:

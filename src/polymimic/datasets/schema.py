@@ -118,9 +118,19 @@ def storage_problem(dataset: h5py.Dataset) -> str | None:
     return None
 
 
+def dtype_of(dataset: h5py.Dataset) -> np.dtype | None:
+    """The array's numpy dtype, or None for an HDF5 datatype numpy cannot represent."""
+    try:
+        return dataset.dtype
+    except (TypeError, ValueError):  # e.g. a damaged float with "insufficient precision"
+        return None
+
+
 def array_problem(dataset: h5py.Dataset, rule: ArrayRule, rows: int) -> str | None:
     """A problem with one array's dtype, rank, row count or size, or None (reads no data)."""
-    dtype = dataset.dtype
+    dtype = dtype_of(dataset)
+    if dtype is None:
+        return f"{dataset.name} has an HDF5 datatype numpy cannot represent"
     if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in rule.kinds:
         return f"{dataset.name} has dtype {dtype}; expected {_kinds(rule.kinds)}"
     shape = dataset.shape
@@ -152,7 +162,7 @@ def value_problem(name: str, array: np.ndarray, rule: ArrayRule) -> str | None:
         bad = np.abs(array) > np.finfo(np.float32).max
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
-            return f"{name} holds {int(bad.sum())} values beyond float32 range (first at step {row})"
+            return f"{name} holds {int(bad.sum())} values beyond float32 range (step {row} first)"
     if rule.binary and array.dtype.kind != "b" and array.size and (
         array.min() < 0 or array.max() > 1
     ):

@@ -9,8 +9,8 @@ import gymnasium as gym
 import numpy as np
 
 from polymimic.envs.base import ArmTaskEnv, unit_action_space, vector_spaces
+from polymimic.envs.labels import OTHER_BEHAVIOUR  # one definition, shared with eval.metrics
 from polymimic.envs.objects import ROD_RADIUS, rod_xml, wrap_angle, yaw_of, yaw_quat
-from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
 BEHAVIOURS = ("inside", "outside")
 # The box: four thin walls and no lid or floor, so the rod can stand inside it.

@@ -10,8 +10,8 @@ import mujoco
 import numpy as np
 
 from polymimic.envs.base import TOOL_DOWN, ArmTaskEnv, step_target, unit_action_space, vector_spaces
+from polymimic.envs.labels import OTHER_BEHAVIOUR  # one definition, shared with eval.metrics
 from polymimic.envs.objects import ROD_RADIUS, rod_xml
-from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
 TIP_HEIGHT = 0.02  # m, rod tip above the table (as in Push: capsule bottom 1 cm above it)
 # The obstacle field: D3IL's pyramid (rows of 1, 2, 3 cylinders, lateral pitch 7.5 cm per

@@ -14,8 +14,8 @@ from polymimic.envs.base import (
     unit_action_space,
     vector_spaces,
 )
+from polymimic.envs.labels import OTHER_BEHAVIOUR  # one definition, shared with eval.metrics
 from polymimic.envs.objects import cube_xml, floor_patch_xml, rod_xml, yaw_quat
-from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
 BLOCKS = ("red", "green")
 ZONES = ("left", "right")

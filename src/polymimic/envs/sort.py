@@ -10,8 +10,8 @@ import gymnasium as gym
 import numpy as np
 
 from polymimic.envs.base import ArmTaskEnv, step_target, unit_action_space, vector_spaces
+from polymimic.envs.labels import OTHER_BEHAVIOUR  # one definition, shared with eval.metrics
 from polymimic.envs.objects import cube_xml, floor_patch_xml, rod_xml, yaw_quat
-from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
 COLOURS = ("R", "B")  # the letters of a behaviour label: red, blue
 COLOUR_NAMES = {"R": "red", "B": "blue"}

@@ -19,8 +19,8 @@ from polymimic.envs.gripper import (
     gripper_actuators_xml,
     gripper_xml,
 )
+from polymimic.envs.labels import OTHER_BEHAVIOUR  # one definition, shared with eval.metrics
 from polymimic.envs.objects import cube_xml, floor_patch_xml, yaw_quat
-from polymimic.eval.metrics import OTHER_BEHAVIOUR  # one definition; metrics imports no env code
 
 BLOCKS = ("red", "green", "blue")
 BLOCK_RGBA = {"red": "0.85 0.15 0.15 1", "green": "0.15 0.7 0.2 1", "blue": "0.15 0.3 0.85 1"}

@@ -1,68 +1,79 @@
-"""The one rollout function every learner is evaluated with, and the evaluation core.
+"""Evaluating a policy: the protocol's episodes over vector envs, into ``eval_info.json``.
 
-``rollout`` runs one episode of any env with any action function. ``evaluate`` runs a policy
-over a range of seeds, aggregates the episodes into success rate, behaviour diversity and
-their 95% intervals, and returns the ``eval_info.json`` structure that the training loop,
-the CLI and the leaderboard all read (LeRobot's ``eval_info.json`` is the model)::
+``evaluate_protocol`` runs a task's protocol (S fixed contexts × R rollouts,
+``polymimic.eval.protocol``); ``evaluate`` runs one episode per seed (training-time
+evaluation, quick checks). Both play their episodes through the one rollout loop
+(``polymimic.eval.vector.run_episodes``) and return the ``eval_info.json`` document that the
+training loop, the CLI, the report and the leaderboard all read (LeRobot's
+``eval_info.json`` is the model)::
 
     {
-      "format_version": 1,
+      "format_version": 2,
+      "protocol": {"name", "task_id", "split", "num_contexts", "rollouts_per_context",
+                   "version", "seed_start", "contexts_sha256"} or null (seed mode),
       "env":      {"id", "kwargs", "behaviours", "max_episode_steps"},
       "policy":   {"name", "class", "config"},
+      "settings": {"workers", "inference", "video_episodes"},
       "seeds":    [int, ...],
-      "per_episode": [{"seed", "context", "success", "behaviour", "return", "length",
-                       "terminated", "truncated", "invalid_action"}, ...],
-      "aggregated": {"num_episodes", "num_successes", "success_rate", "success_rate_ci95",
-                     "behaviour_counts", "behaviour_distribution", "num_behaviours",
-                     "behaviour_entropy", "behaviour_entropy_ci95",
-                     "conditional_behaviour_entropy", "kl_to_reference", "num_invalid_action_episodes",
-                     "mean_return", "mean_length"},
-      "video": path or null,
-      "versions": {"python", "numpy", "torch", "mujoco", "gymnasium", "h5py", "polymimic",
-                   "platform", "machine"}   (polymimic.io.library_versions)
+      "per_episode": [{"context", "rollout", "env_context", "seed", "success", "behaviour",
+                       "return", "length", "terminated", "truncated", "invalid_action"}, ...],
+      "aggregated": see ``polymimic.eval.aggregate.aggregate``,
+      "reference": {"source", "distribution"} or null,
+      "video": path or null, "video_error": message or null,
+      "wall_s": float,
+      "versions": library versions (``polymimic.io.library_versions``) and "git_commit"
     }
 
-Behaviour statistics count successful episodes only, as in D3IL.
+``context`` is the protocol's context index (D3IL's initial-state context), ``env_context``
+the task's own discrete context id that the initial state came from. Behaviour statistics
+count successful episodes only, as in D3IL.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-from polymimic.datasets.obs import flatten_obs
-from polymimic.envs.allowlist import make_env
 from polymimic.errors import UserError
-from polymimic.eval import metrics
+from polymimic.eval.aggregate import aggregate
+from polymimic.eval.protocol import Protocol as EvalProtocol
+from polymimic.eval.protocol import load_contexts, rollout_seed
+from polymimic.eval.vector import EpisodeOutcome, EpisodeSpec, make_vector_env, run_episodes
 from polymimic.io import atomic_write_json, library_versions, write_mp4
 
 # Seed ranges. Dataset generation seeds episodes from 0 upwards, so evaluating on those seeds
 # would replay the exact initial states the learner was trained on and overstate success.
 # Training-time evaluation (checkpoint selection) and final evaluation also get ranges of
 # their own: choosing a checkpoint on the seeds it is then scored on is selection bias.
-# The gaps leave room for 10,000 dataset episodes and 90,000 training-time eval episodes.
+# The gaps leave room for 10,000 dataset episodes and 90,000 training-time eval episodes;
+# the protocol's context ranges start at 200,000 (``eval.protocol.SPLIT_SEED_START``).
 TRAIN_EVAL_SEED_START = 10_000
 FINAL_EVAL_SEED_START = 100_000
 
-EVAL_INFO_FORMAT_VERSION = 1
+EVAL_INFO_FORMAT_VERSION = 2
 DEFAULT_MAX_VIDEO_EPISODES = 4
 
 
 class EvaluablePolicy(Protocol):
-    """What ``evaluate`` needs from a learner (``polymimic.policies.base.Policy`` has it)."""
+    """What evaluation needs from a learner (``polymimic.policies.base.Policy`` has it)."""
 
     config: Any  # has ``obs_keys`` (and ``obs_dim``, ``action_dim`` where it declares them)
 
     def reset(self, env_ids: Sequence[int] | None = None) -> None: ...
 
-    def predict_action(self, obs: np.ndarray) -> np.ndarray:
+    def predict_action(
+        self, obs: np.ndarray, generators: Any = None, row_by_row: bool = False
+    ) -> np.ndarray:
         """``(B, obs_dim)`` flat observations -> ``(B, action_dim)`` actions."""
         ...
 
@@ -72,8 +83,10 @@ class EpisodeRecord:
     """What one evaluation episode produced.
 
     Attributes:
+        context: the protocol's context index (None in seed mode).
+        rollout: the rollout index within the context (None in seed mode).
+        env_context: the task's discrete context id of the initial state.
         seed: the ``reset`` seed.
-        context: initial-state context id (``env.unwrapped.context``), None if the env has none.
         success: ``info["success"]`` at the last step.
         behaviour: ``info["behaviour"]`` at the last step (``"other"`` if the env gave none).
         episode_return: sum of rewards (``"return"`` in JSON; ``return`` is a Python keyword).
@@ -84,8 +97,10 @@ class EpisodeRecord:
             episode as a failure before that action reached the env.
     """
 
-    seed: int
     context: int | None
+    rollout: int | None
+    env_context: int | None
+    seed: int
     success: bool
     behaviour: str
     episode_return: float
@@ -105,83 +120,19 @@ class EpisodeRecord:
         """Inverse of :meth:`to_dict` (reads ``per_episode`` entries back)."""
         fields = dict(data)
         fields["episode_return"] = fields.pop("return")
-        fields.setdefault("invalid_action", False)  # eval_info files written before it existed
         return cls(**fields)
 
-
-def rollout(
-    env: gym.Env,
-    act_fn: Callable[[dict], np.ndarray],
-    seed: int,
-    options: dict[str, Any] | None = None,
-    record_video: bool = False,
-) -> tuple[EpisodeRecord, list[np.ndarray] | None]:
-    """Run one episode until the env terminates or its time limit truncates it.
-
-    The episode's length is bounded by the env (the ``TimeLimit`` wrapper from
-    ``max_episode_steps``); an env without one would loop forever, which ``evaluate`` checks.
-
-    Args:
-        env: an env following the polymimic contract (``info["success"]``/``["behaviour"]``).
-        act_fn: maps the env's (dict) observation to an action. Reset any policy memory
-            before calling this; ``rollout`` knows nothing about policies. A NaN, infinite
-            or non-numeric action ends the episode as a failure (``invalid_action``) without
-            reaching the env.
-        seed: passed to ``env.reset``; it fixes the initial state.
-        options: passed to ``env.reset`` (e.g. ``{"context": k}``).
-        record_video: collect ``env.render()`` after reset and after every step (the env
-            must have been made with ``render_mode="rgb_array"``).
-
-    Returns:
-        The episode's record and, when ``record_video``, its ``length + 1`` frames.
-    """
-    obs, info = env.reset(seed=seed, options=options)
-    context = getattr(env.unwrapped, "context", info.get("context"))
-    frames: list[np.ndarray] | None = [_frame(env)] if record_video else None
-    total_reward, length = 0.0, 0
-    terminated = truncated = invalid = False
-    while not (terminated or truncated):
-        action = np.asarray(act_fn(obs))
-        if action.dtype.kind not in "biuf" or not np.isfinite(action).all():
-            # An untrusted policy (a leaderboard submission) must not crash the evaluation
-            # nor poison the simulation: the episode ends here, as a failure.
-            invalid = True
-            info = {**info, "success": False}
-            break
-        obs, reward, terminated, truncated, info = env.step(action)
-        total_reward += float(reward)
-        length += 1
-        if frames is not None:
-            frames.append(_frame(env))
-    record = EpisodeRecord(
-        seed=int(seed),
-        context=None if context is None else int(context),
-        success=bool(info.get("success", False)),
-        behaviour=str(info.get("behaviour", metrics.OTHER_BEHAVIOUR)),
-        episode_return=total_reward,
-        length=length,
-        terminated=bool(terminated),
-        truncated=bool(truncated),
-        invalid_action=invalid,
-    )
-    return record, frames
-
-
-def _frame(env: gym.Env) -> np.ndarray:
-    frame = env.render()
-    if frame is None:
-        raise ValueError("record_video needs an env made with render_mode='rgb_array'")
-    return np.asarray(frame, dtype=np.uint8)
-
-
-def policy_act_fn(policy: EvaluablePolicy) -> Callable[[dict], np.ndarray]:
-    """Wrap a policy into an ``act_fn``: flatten the dict obs in ``config.obs_keys`` order."""
-    keys = tuple(policy.config.obs_keys)
-
-    def act(obs: dict) -> np.ndarray:
-        return np.asarray(policy.predict_action(flatten_obs(obs, keys)[None]))[0]
-
-    return act
+    @classmethod
+    def from_outcome(cls, outcome: EpisodeOutcome) -> EpisodeRecord:
+        spec = outcome.spec
+        return cls(
+            context=spec.context, rollout=spec.rollout,
+            env_context=None if outcome.env_context is None else int(outcome.env_context),
+            seed=int(spec.seed), success=bool(outcome.success), behaviour=outcome.behaviour,
+            episode_return=float(outcome.episode_return), length=int(outcome.length),
+            terminated=outcome.terminated, truncated=outcome.truncated,
+            invalid_action=outcome.invalid_action,
+        )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -201,112 +152,6 @@ def _eval_mode(policy: Any) -> Iterator[None]:
             policy.train(was_training)
 
 
-@contextlib.contextmanager
-def _seeded_torch(seed: int) -> Iterator[None]:
-    """Seed torch for one episode without disturbing the caller's RNG stream.
-
-    Stochastic learners (diffusion sampling, GMM heads) draw from torch's global RNG; seeding
-    it per episode makes a policy's evaluation reproducible. ``fork_rng`` restores the state
-    afterwards so training-time evaluation does not reset the training run's randomness to
-    the same values after every evaluation.
-    """
-    import torch  # local: only learners need torch, and metrics must not import it
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        yield
-
-
-def run_episodes(
-    env: gym.Env,
-    policy: EvaluablePolicy,
-    seeds: Sequence[int],
-    num_video_episodes: int = 0,
-) -> tuple[list[EpisodeRecord], list[np.ndarray]]:
-    """Run one episode per seed, serially; the seam where vectorised rollouts will plug in.
-
-    Args:
-        env: the env to roll out in (reused across episodes).
-        policy: reset before every episode.
-        seeds: one episode per seed, in this order.
-        num_video_episodes: record frames of the first this many episodes.
-
-    Returns:
-        The records in seed order and the recorded episodes' frames, concatenated.
-    """
-    act = policy_act_fn(policy)
-    records: list[EpisodeRecord] = []
-    video: list[np.ndarray] = []
-    with _eval_mode(policy):
-        for index, seed in enumerate(seeds):
-            policy.reset()
-            with _seeded_torch(int(seed)):
-                record, frames = rollout(env, act, int(seed), None, index < num_video_episodes)
-            records.append(record)
-            video.extend(frames or [])
-    return records, video
-
-
-def aggregate(
-    records: Sequence[EpisodeRecord],
-    behaviours: Sequence[str],
-    reference_distribution: Mapping[str, float] | None = None,
-    n_resamples: int = 1000,
-    bootstrap_seed: int = 0,
-) -> dict[str, Any]:
-    """Summarise episodes: success rate, behaviour diversity, returns, with 95% intervals.
-
-    Behaviour statistics use the successful episodes only (D3IL). Entropies are over the
-    task's behaviours: a successful episode labelled ``"other"`` appears in the counts and
-    the distribution but not in the entropies, whose normaliser ``log |B|`` counts only the
-    task's behaviours.
-
-    Args:
-        records: the episodes.
-        behaviours: the task's behaviour labels (without ``"other"``).
-        reference_distribution: the dataset's mode distribution; if given, ``kl_to_reference``
-            is ``KL(rollouts || reference)``, else None.
-        n_resamples: bootstrap replicates for the entropy interval.
-        bootstrap_seed: seed of the bootstrap.
-
-    Returns:
-        The ``aggregated`` section of ``eval_info.json``.
-    """
-    if not records:
-        raise ValueError("aggregate needs at least one episode")
-    successful = [r for r in records if r.success]
-    num_successes = len(successful)
-    known = set(behaviours)
-    in_task = [r for r in successful if r.behaviour in known]
-    labels = [r.behaviour for r in in_task]
-    distribution = metrics.behaviour_distribution([r.behaviour for r in successful], behaviours)
-    kl = None
-    if reference_distribution is not None and num_successes:
-        kl = metrics.kl_divergence(distribution, reference_distribution)
-    return {
-        "num_episodes": len(records),
-        "num_successes": num_successes,
-        "success_rate": metrics.success_rate([r.success for r in records]),
-        "success_rate_ci95": list(metrics.wilson_interval(num_successes, len(records))),
-        "behaviour_counts": dict(Counter(r.behaviour for r in successful)),
-        "behaviour_distribution": distribution,
-        "num_behaviours": len(behaviours),
-        "behaviour_entropy": metrics.behaviour_entropy(labels, len(behaviours)),
-        "behaviour_entropy_ci95": list(
-            metrics.behaviour_entropy_interval(
-                labels, len(behaviours), n_resamples=n_resamples, seed=bootstrap_seed
-            )
-        ),
-        "conditional_behaviour_entropy": metrics.conditional_behaviour_entropy(
-            labels, [r.context for r in in_task], len(behaviours)
-        ),
-        "kl_to_reference": kl,
-        "num_invalid_action_episodes": sum(r.invalid_action for r in records),
-        "mean_return": float(np.mean([r.episode_return for r in records])),
-        "mean_length": float(np.mean([r.length for r in records])),
-    }
-
-
 def _policy_info(policy: Any) -> dict[str, Any]:
     from polymimic.policies.base import json_ready  # the policies' own JSON conversion
 
@@ -316,72 +161,6 @@ def _policy_info(policy: Any) -> dict[str, Any]:
         "name": getattr(policy, "name", None) or type(policy).__name__,
         "class": f"{type(policy).__module__}.{type(policy).__qualname__}",
         "config": json_ready(config_dict),
-    }
-
-
-def evaluate(
-    env_id: str,
-    env_kwargs: Mapping[str, Any] | None,
-    policy: EvaluablePolicy,
-    seeds: Sequence[int],
-    video_path: str | os.PathLike | None = None,
-    max_video_episodes: int = DEFAULT_MAX_VIDEO_EPISODES,
-    reference_distribution: Mapping[str, float] | None = None,
-    trusted_env: bool = False,
-) -> dict[str, Any]:
-    """Evaluate a policy on one episode per seed and return the ``eval_info.json`` dict.
-
-    Args:
-        env_id: a registered id, e.g. ``"polymimic/Push-v0"``.
-        env_kwargs: keyword arguments for ``gym.make``.
-        policy: has ``reset``, ``predict_action`` and ``config.obs_keys``.
-        seeds: e.g. ``range(FINAL_EVAL_SEED_START, FINAL_EVAL_SEED_START + 480)``.
-        video_path: if given, write the first ``max_video_episodes`` episodes, concatenated,
-            to this mp4 file.
-        max_video_episodes: how many episodes the video shows.
-        reference_distribution: the dataset's mode distribution, for ``kl_to_reference``.
-        trusted_env: make ``env_id`` with plain ``gym.make`` (code that registered its own
-            env). By default the id and kwargs must pass the env allowlist
-            (``polymimic.envs.allowlist``), since they usually come from a checkpoint file.
-
-    Returns:
-        The structure documented in this module's docstring; pass it to
-        :func:`write_eval_info`.
-
-    Raises:
-        ValueError: if ``seeds`` is empty or the env has no time limit.
-        EnvRequestError: an env id or kwargs outside the allowlist.
-    """
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("evaluate needs at least one seed")
-    kwargs = dict(env_kwargs or {})
-    if video_path is not None:
-        kwargs.setdefault("render_mode", "rgb_array")
-    env = gym.make(env_id, **kwargs) if trusted_env else make_env(env_id, kwargs)
-    try:
-        max_steps = env.spec.max_episode_steps if env.spec is not None else None
-        if max_steps is None:
-            raise ValueError(f"{env_id} has no max_episode_steps; rollouts would never end")
-        check_policy_fits_env(policy, env, env_id)
-        behaviours = [str(b) for b in getattr(env.unwrapped, "behaviours", ())]
-        num_video = max_video_episodes if video_path is not None else 0
-        records, frames = run_episodes(env, policy, seeds, num_video)
-        fps = env.metadata.get("render_fps") or 20
-    finally:
-        env.close()
-    if video_path is not None:
-        write_video(video_path, frames, fps)
-    return {
-        "format_version": EVAL_INFO_FORMAT_VERSION,
-        "env": {"id": env_id, "kwargs": dict(env_kwargs or {}), "behaviours": behaviours,
-                "max_episode_steps": max_steps},
-        "policy": _policy_info(policy),
-        "seeds": seeds,
-        "per_episode": [r.to_dict() for r in records],
-        "aggregated": aggregate(records, behaviours, reference_distribution),
-        "video": None if video_path is None else str(video_path),
-        "versions": library_versions(),
     }
 
 
@@ -412,13 +191,220 @@ def check_policy_fits_env(policy: EvaluablePolicy, env: gym.Env, env_id: str) ->
         )
 
 
-def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float) -> None:
-    """Write frames to an mp4 (H.264 via imageio-ffmpeg), atomically (``io.write_mp4``).
+def _play(
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None,
+    policy: EvaluablePolicy,
+    episodes: Sequence[EpisodeSpec],
+    workers: int,
+    video_episodes: int,
+    trusted_env: bool,
+) -> tuple[list[EpisodeOutcome], dict[str, Any]]:
+    """Play the episodes; the outcomes and the env section of ``eval_info.json``."""
+    kwargs = dict(env_kwargs or {})
+    if video_episodes > 0:
+        kwargs.setdefault("render_mode", "rgb_array")
+    probe = _probe_env(env_id, kwargs, trusted_env)  # errors surface before workers start
+    try:
+        if probe.spec is None or probe.spec.max_episode_steps is None:
+            raise ValueError(f"{env_id} has no max_episode_steps; rollouts would never end")
+        check_policy_fits_env(policy, probe, env_id)
+        env_info = {
+            "id": env_id, "kwargs": dict(env_kwargs or {}),
+            "behaviours": [str(b) for b in getattr(probe.unwrapped, "behaviours", ())],
+            "max_episode_steps": probe.spec.max_episode_steps,
+            "render_fps": probe.metadata.get("render_fps") or 20,
+        }  # fmt: skip
+    finally:
+        probe.close()
+    vec = make_vector_env(env_id, kwargs, max(1, min(workers, len(episodes))), trusted_env)
+    try:
+        with _eval_mode(policy):
+            outcomes = run_episodes(vec, policy, episodes, video_episodes)
+    finally:
+        vec.close()
+    return outcomes, env_info
+
+
+def _probe_env(env_id: str, kwargs: Mapping[str, Any], trusted: bool) -> gym.Env:
+    """One env to read the spaces, behaviours and time limit from (checked unless trusted)."""
+    plain = {k: v for k, v in kwargs.items() if k != "render_mode"}
+    if trusted:
+        return gym.make(env_id, **plain)
+    from polymimic.envs.allowlist import make_env
+
+    return make_env(env_id, plain)
+
+
+def evaluate(
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None,
+    policy: EvaluablePolicy,
+    seeds: Sequence[int],
+    video_path: str | os.PathLike | None = None,
+    max_video_episodes: int = DEFAULT_MAX_VIDEO_EPISODES,
+    reference_distribution: Mapping[str, float] | None = None,
+    trusted_env: bool = False,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Evaluate a policy on one episode per seed and return the ``eval_info.json`` dict.
+
+    Each episode starts from ``reset(seed=s)``; the policy's random stream is seeded with
+    ``s``. For the benchmark's numbers use :func:`evaluate_protocol`.
+
+    Args:
+        env_id: a registered id, e.g. ``"polymimic/Push-v0"``.
+        env_kwargs: keyword arguments for ``gym.make``.
+        policy: has ``reset``, ``predict_action`` and ``config.obs_keys``.
+        seeds: e.g. ``range(TRAIN_EVAL_SEED_START, TRAIN_EVAL_SEED_START + 20)``.
+        video_path: if given, write the first ``max_video_episodes`` episodes to this mp4.
+        max_video_episodes: how many episodes the video shows.
+        reference_distribution: the dataset's mode distribution, for ``kl_to_reference``.
+        trusted_env: make ``env_id`` with plain ``gym.make`` (code that registered its own
+            env; one worker only). By default the id and kwargs must pass the env allowlist
+            (``polymimic.envs.allowlist``), since they usually come from a checkpoint file.
+        workers: sub-environments; results do not depend on it.
 
     Raises:
-        ValueError: if there are no frames.
+        ValueError: if ``seeds`` is empty or the env has no time limit.
+        EnvRequestError: an env id or kwargs outside the allowlist.
     """
-    write_mp4(path, frames, fps)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("evaluate needs at least one seed")
+    episodes = [EpisodeSpec(seed=s, generator_seed=s) for s in seeds]
+    info = _evaluate_episodes(
+        env_id, env_kwargs, policy, episodes, None, workers, video_path, max_video_episodes,
+        reference_distribution, trusted_env,
+    )  # fmt: skip
+    info["seeds"] = seeds
+    return info
+
+
+def evaluate_protocol(
+    env_kwargs: Mapping[str, Any] | None,
+    policy: EvaluablePolicy,
+    protocol: EvalProtocol,
+    workers: int = 1,
+    video_path: str | os.PathLike | None = None,
+    max_video_episodes: int = DEFAULT_MAX_VIDEO_EPISODES,
+    reference_distribution: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a policy with a task's protocol (S stored contexts × R rollouts).
+
+    Rollout ``r`` of context ``c`` starts from stored state ``c`` (``reset_to``) and draws
+    from a generator seeded by ``rollout_seed(protocol, c, r)``; episodes are listed context
+    by context. See :func:`evaluate` for the other arguments.
+
+    Raises:
+        ProtocolError: stored contexts that do not fit the environment.
+        EnvRequestError: env kwargs outside the allowlist.
+    """
+    from polymimic.envs.allowlist import make_env
+
+    probe = make_env(protocol.task_id, dict(env_kwargs or {}))
+    try:
+        states, digest = load_contexts(protocol, probe.unwrapped.state_size)
+    finally:
+        probe.close()
+    from polymimic.eval.protocol import SPLIT_SEED_START
+
+    seed_start = SPLIT_SEED_START[protocol.split]
+    episodes = [
+        EpisodeSpec(seed=seed_start + c, initial_state=states[c],
+                    generator_seed=rollout_seed(protocol, c, r), context=c, rollout=r)
+        for c in range(protocol.num_contexts) for r in range(protocol.rollouts_per_context)
+    ]  # fmt: skip
+    return _evaluate_episodes(
+        protocol.task_id, env_kwargs, policy, episodes, {**protocol.to_dict(),
+        "contexts_sha256": digest}, workers, video_path, max_video_episodes,
+        reference_distribution, False,
+    )  # fmt: skip
+
+
+def _evaluate_episodes(
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None,
+    policy: EvaluablePolicy,
+    episodes: list[EpisodeSpec],
+    protocol: dict[str, Any] | None,
+    workers: int,
+    video_path: str | os.PathLike | None,
+    max_video_episodes: int,
+    reference_distribution: Mapping[str, float] | None,
+    trusted_env: bool,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    num_video = min(max_video_episodes, len(episodes)) if video_path is not None else 0
+    outcomes, env_info = _play(env_id, env_kwargs, policy, episodes, workers, num_video, trusted_env)
+    records = [EpisodeRecord.from_outcome(o) for o in outcomes]
+    contexts = None if protocol is None else list(range(protocol["num_contexts"]))
+    info = {
+        "format_version": EVAL_INFO_FORMAT_VERSION,
+        "protocol": protocol,
+        "env": env_info,
+        "policy": _policy_info(policy),
+        "settings": {"workers": workers, "inference": "row_by_row", "video_episodes": num_video},
+        "seeds": [int(e.seed) for e in episodes],
+        "per_episode": [r.to_dict() for r in records],
+        "aggregated": aggregate(records, env_info["behaviours"], reference_distribution,
+                                contexts, task_id=env_id),
+        "reference": None if reference_distribution is None else
+        {"distribution": dict(reference_distribution)},
+        "video": None,
+        "video_error": None,
+        "versions": {**library_versions(), "git_commit": git_commit()},
+    }  # fmt: skip
+    if video_path is not None:
+        frames = [o.frames for o in outcomes[:num_video] if o.frames]
+        try:
+            write_video_grid(video_path, frames, env_info["render_fps"])
+            info["video"] = str(video_path)
+        except (RuntimeError, OSError, ValueError) as exc:
+            # The evaluation is worth more than its video: keep it, say what went wrong.
+            info["video_error"] = f"{type(exc).__name__}: {exc}"
+    info["wall_s"] = time.perf_counter() - started
+    return info
+
+
+def git_commit() -> str | None:
+    """The commit of the polymimic checkout this runs from (None outside a git checkout)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and len(commit) == 40 else None
+
+
+def tile_frames(episodes: Sequence[Sequence[np.ndarray]]) -> Iterator[np.ndarray]:
+    """Frames of several episodes side by side: a grid of ceil(sqrt(n)) columns, each
+    episode holding its last frame once it has ended."""
+    columns = math.ceil(math.sqrt(len(episodes)))
+    rows = math.ceil(len(episodes) / columns)
+    height, width, channels = episodes[0][0].shape
+    for t in range(max(len(e) for e in episodes)):
+        canvas = np.zeros((rows * height, columns * width, channels), dtype=np.uint8)
+        for k, frames in enumerate(episodes):
+            row, column = divmod(k, columns)
+            canvas[row * height : (row + 1) * height, column * width : (column + 1) * width] = (
+                frames[min(t, len(frames) - 1)]
+            )
+        yield canvas
+
+
+def write_video_grid(path: str | os.PathLike, episodes: Sequence[Sequence[np.ndarray]], fps: float) -> None:
+    """Write episodes as one mp4 grid (H.264 via imageio-ffmpeg), atomically.
+
+    Raises:
+        ValueError: no frames; RuntimeError: no ffmpeg backend; OSError: unwritable path.
+    """
+    if not episodes:
+        raise ValueError(f"no frames to write to {path}")
+    write_mp4(path, tile_frames(episodes), fps)
 
 
 def _json_default(value: Any) -> Any:

@@ -243,6 +243,28 @@ class Operator:
         }
 
 
+def episode_script(
+    operator: Operator,
+    script_factory: Any,
+    episode_seed: int,
+    horizon: int,
+    motion_dims: tuple[int, ...],
+) -> tuple[str, EpisodeScript]:
+    """The behaviour an operator intends for one episode and the script that executes it.
+
+    The intention and the script's draws come from ``operator.episode_rng(episode_seed)``;
+    a skill's perturbations from a generator of their own, so the script's draws are the
+    same with and without them.
+    """
+    rng = operator.episode_rng(episode_seed)
+    intended = operator.strategy.draw(rng)
+    script: EpisodeScript = script_factory(operator, intended, rng)
+    if operator.skill.perturbs_actions:
+        wrapper_rng = np.random.default_rng([operator.seed, episode_seed, 1])
+        script = SkilledScript(script, operator.skill, wrapper_rng, motion_dims, horizon)
+    return intended, script
+
+
 def record_episode(
     env: gym.Env,
     operator: Operator,
@@ -262,15 +284,9 @@ def record_episode(
         motion_dims: the action components the skill's gain and noise act on; by default
             the task's ``TaskOperators.motion_dims`` (all components for other envs).
     """
-    rng = operator.episode_rng(episode_seed)
-    intended = operator.strategy.draw(rng)
-    script: EpisodeScript = script_factory(operator, intended, rng)
-    if operator.skill.perturbs_actions:
-        # A generator of its own, so the script's draws are the same with and without it.
-        wrapper_rng = np.random.default_rng([operator.seed, episode_seed, 1])
-        horizon = int(getattr(env.spec, "max_episode_steps", None) or 1000)
-        dims = motion_dims if motion_dims is not None else _task_motion_dims(env)
-        script = SkilledScript(script, operator.skill, wrapper_rng, dims, horizon)
+    horizon = int(getattr(env.spec, "max_episode_steps", None) or 1000)
+    dims = motion_dims if motion_dims is not None else _task_motion_dims(env)
+    intended, script = episode_script(operator, script_factory, episode_seed, horizon, dims)
     obs, info = env.reset(seed=episode_seed, options=options)
     unwrapped = env.unwrapped
     steps: list[dict[str, Any]] = []

@@ -141,7 +141,10 @@ class Policy(nn.Module):
 
     @torch.no_grad()
     def predict_action(
-        self, obs: np.ndarray, generators: Sequence[torch.Generator] | None = None
+        self,
+        obs: np.ndarray,
+        generators: Sequence[torch.Generator] | None = None,
+        row_by_row: bool = False,
     ) -> np.ndarray:
         """Raw observations ``(B, obs_dim)`` of B environments -> raw actions ``(B, action_dim)``.
 
@@ -152,6 +155,9 @@ class Policy(nn.Module):
         Args:
             obs: one flat observation per environment, float.
             generators: one ``torch.Generator`` per environment for stochastic learners.
+            row_by_row: predict each environment's chunk in a batch of one, so its actions
+                do not depend on which other environments share the call (batched matrix
+                products can differ in the last bits with the batch size); evaluation uses it.
 
         Raises:
             ValueError: a wrong shape, or ``generators`` of another length.
@@ -169,7 +175,12 @@ class Policy(nn.Module):
             was_training = self.training
             self.eval()  # dropout must be off for rollouts whatever mode the caller left
             try:
-                chunk = self.predict_chunk(window, picked)[:, : self.config.n_action_steps]
+                if row_by_row:
+                    rows = [self.predict_chunk(window[k : k + 1], None if picked is None
+                                               else picked[k : k + 1]) for k in range(len(need))]
+                    chunk = torch.cat(rows)[:, : self.config.n_action_steps]
+                else:
+                    chunk = self.predict_chunk(window, picked)[:, : self.config.n_action_steps]
             finally:
                 self.train(was_training)
             for row, env_id in enumerate(need):

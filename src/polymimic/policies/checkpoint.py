@@ -8,6 +8,7 @@ plain data, which is what lets the leaderboard accept submitted checkpoints.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,16 @@ def save_checkpoint(
     )
     atomic_write_json(directory / CONFIG_FILE, document)
     return directory
+
+
+def checkpoint_digest(directory: str | Path) -> str:
+    """sha256 over ``config.json`` then ``model.safetensors``: names what was evaluated."""
+    digest = hashlib.sha256()
+    for name in (CONFIG_FILE, MODEL_FILE):
+        with open(Path(directory) / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:

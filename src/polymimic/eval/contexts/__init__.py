@@ -1,0 +1,1 @@
+"""Stored evaluation contexts (initial states), one JSON file per task and split."""
