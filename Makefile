@@ -9,7 +9,8 @@ TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo_run
 DEMOS_PER_OPERATOR ?= 20
 TRAIN_STEPS ?= 3000
-EVAL_EPISODES ?= 30
+EVAL_PROTOCOL ?= cpu
+EVAL_WORKERS ?= 2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.polymimic-installed
 
@@ -31,7 +32,8 @@ demo: install
 	$(VENV)/bin/polymimic train dataset=$(CURDIR)/$(DEMO_DIR)/push.hdf5 policy=bc_mlp \
 		train.num_steps=$(TRAIN_STEPS) hydra.run.dir=$(DEMO_DIR)/train
 	$(VENV)/bin/polymimic eval --checkpoint $(DEMO_DIR)/train/checkpoints/last \
-		--episodes $(EVAL_EPISODES) --video-episodes 2 --out-dir $(DEMO_DIR)/eval \
+		--protocol $(EVAL_PROTOCOL) --workers $(EVAL_WORKERS) --video-episodes 4 \
+		--out-dir $(DEMO_DIR)/eval --overwrite \
 		--dataset $(DEMO_DIR)/push.hdf5
 
 # robomimic 0.3.0 is a test-time cross-check of the file format, never a runtime

@@ -484,3 +484,21 @@ def test_metrics_imports_no_env_or_simulator_code():
 def test_package_imports_without_a_cycle():
     for module in ("polymimic", "polymimic.eval.intervals", "polymimic.envs.labels"):
         subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+
+
+def test_design_effect_of_repeated_rollouts() -> None:
+    from polymimic.eval.intervals import clustered_success_interval, design_effect, wilson_interval
+
+    # A deterministic policy repeats each context's outcome: DEFF = R, evidence of S contexts.
+    repeated = [[1] * 16] * 10 + [[0] * 16] * 20
+    assert design_effect(repeated) == 16.0
+    assert clustered_success_interval(repeated) == pytest.approx(wilson_interval(10, 30))
+    # No spread at all: the ICC is taken as 1 (cautious), not 0.
+    assert clustered_success_interval([[0] * 16] * 30) == pytest.approx(wilson_interval(0, 30))
+    # Outcomes independent of the context: ICC clipped at 0, DEFF = 1, plain Wilson over N.
+    alternating = [[1, 0, 1, 0]] * 6
+    assert design_effect(alternating) == 1.0
+    assert clustered_success_interval(alternating) == pytest.approx(wilson_interval(12, 24))
+    # Hand-computed ANOVA: S=2, R=2, outcomes [1,1],[1,0]: means 1, .5; grand .75.
+    # MSB = 2*((.25)^2+(.25)^2)/1 = .25; MSW = (0+.5)/(2*1) = .25 -> ICC 0 -> DEFF 1.
+    assert design_effect([[1, 1], [1, 0]]) == pytest.approx(1.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from polymimic.cli import data, evaluate
+from polymimic.cli import data, evaluate, report
 from polymimic.cli.options import USER_ERROR_EXIT
 from polymimic.errors import UserError
 
@@ -21,6 +21,8 @@ commands:
                                 make, inspect and convert multi-operator HDF5 datasets
   train key=value ...           train a learner (Hydra; e.g. dataset=FILE policy=bc_mlp)
   eval --checkpoint DIR ...     evaluate a checkpoint headless, write eval_info.json + mp4
+  report EVAL_INFO|DIR... --out DIR
+                                compare eval_info.json files: report.md/.html, tables, plots
 
 `polymimic <command> --help` for details; `polymimic train --help` shows Hydra's help.
 """
@@ -38,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
         train.main(rest)
         return 0
-    parsers = {"data": data.build_parser, "eval": evaluate.build_parser}
+    parsers = {"data": data.build_parser, "eval": evaluate.build_parser,
+               "report": report.build_parser}
     if command not in parsers:
         known = ", ".join(["train", *parsers])
         print(f"polymimic: error: unknown command {command!r}; commands: {known} "

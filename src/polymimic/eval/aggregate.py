@@ -2,7 +2,8 @@
 
 Behaviour statistics use the successful episodes only (D3IL, Jia et al., ICLR 2024). A
 successful episode labelled ``other`` appears in the counts and the distribution but not in
-the entropies, whose normaliser ``log |B|`` counts only the task's behaviours. Entropies are
+the entropies, whose normaliser ``log |B|`` counts only the task's behaviours. The success interval accounts for the R rollouts of a context being
+correlated (``intervals.clustered_success_interval``). Entropies are
 ``None`` ("n/a") when there are too few successes to estimate them
 (``metrics.MIN_SUCCESSES_FOR_ENTROPY``); the number of successes is always printed beside
 them. The conditional entropy averages over *all* protocol contexts, a context without a
@@ -58,7 +59,7 @@ def aggregate(
         "num_episodes": len(records),
         "num_successes": len(successful),
         "success_rate": success,
-        "success_rate_ci95": list(metrics.wilson_interval(len(successful), len(records))),
+        "success_rate_ci95": _success_interval(records, contexts),
         "behaviour_counts": dict(Counter(r.behaviour for r in successful)),
         "behaviour_distribution": distribution,
         "num_behaviours": num_b,
@@ -72,6 +73,16 @@ def aggregate(
         "mean_return": float(np.mean([r.episode_return for r in records])),
         "mean_length": float(np.mean([r.length for r in records])),
     }
+
+
+def _success_interval(records: Sequence[Any], contexts: Sequence[int] | None) -> list[float]:
+    """Wilson over episodes in seed mode; over contexts' effective size in protocol mode."""
+    if contexts is None:
+        return list(metrics.wilson_interval(sum(r.success for r in records), len(records)))
+    by_context: dict[int, list[bool]] = {c: [] for c in contexts}
+    for r in records:
+        by_context[r.context].append(r.success)
+    return list(intervals.clustered_success_interval(list(by_context.values())))
 
 
 def _d3il_score(

@@ -91,6 +91,55 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return lower, upper
 
 
+def design_effect(outcomes_by_context: Sequence[Sequence[float]]) -> float:
+    """Kish's design effect of R rollouts per context (cluster sampling, Kish 1965)::
+
+        DEFF = 1 + (R - 1) * ICC
+        ICC  = (MSB - MSW) / (MSB + (R - 1) * MSW), clipped to [0, 1]   (one-way ANOVA)
+        MSB  = R * sum_c (mean_c - mean)^2 / (S - 1)
+        MSW  = sum_c sum_r (y_cr - mean_c)^2 / (S * (R - 1))
+
+    The R rollouts of one context start from the same state, so they are correlated: a
+    deterministic policy repeats one outcome R times (ICC = 1, DEFF = R) and its N = S*R
+    episodes carry only S observations' worth of evidence. With no spread at all (every
+    outcome equal) the ICC cannot be estimated and is taken as 1, the cautious choice.
+
+    Args:
+        outcomes_by_context: S lists of R outcomes (0/1 successes), equal R.
+    """
+    groups = [np.asarray(g, dtype=np.float64) for g in outcomes_by_context]
+    s, r = len(groups), len(groups[0]) if groups else 0
+    if r <= 1 or s <= 1 or any(len(g) != r for g in groups):
+        return float(max(r, 1)) if s == 1 else 1.0
+    means = np.array([g.mean() for g in groups])
+    msb = r * float(((means - means.mean()) ** 2).sum()) / (s - 1)
+    msw = float(sum(((g - g.mean()) ** 2).sum() for g in groups)) / (s * (r - 1))
+    if msb + (r - 1) * msw == 0.0:
+        return float(r)
+    icc = min(max((msb - msw) / (msb + (r - 1) * msw), 0.0), 1.0)
+    return 1.0 + (r - 1) * icc
+
+
+def clustered_success_interval(
+    successes_by_context: Sequence[Sequence[bool]], confidence: float = 0.95
+) -> tuple[float, float]:
+    """Wilson interval of the success rate with the effective sample size ``N / DEFF``.
+
+    The usual correction for cluster sampling: the Wilson score interval (Wilson 1927) of
+    the pooled rate ``p`` computed as if ``N / DEFF`` independent episodes had been seen
+    (``design_effect``). With independent rollouts (DEFF = 1) it is the plain Wilson
+    interval over all episodes; with a deterministic policy it is the Wilson interval over
+    the S contexts.
+    """
+    outcomes = [np.asarray(g, dtype=np.float64) for g in successes_by_context]
+    total = sum(len(g) for g in outcomes)
+    if total == 0:
+        return 0.0, 1.0
+    rate = float(sum(g.sum() for g in outcomes)) / total
+    n_eff = total / design_effect(outcomes)
+    return wilson_interval(rate * n_eff, n_eff, confidence)
+
+
 def bootstrap_interval(
     statistic: Callable[[list], float],
     values: Sequence,

@@ -1,7 +1,8 @@
 """The evaluation protocol: S fixed test contexts × R rollouts each, per task (D3IL's design).
 
 A **context** is one exact initial state (``env.unwrapped.get_state()`` after
-``reset(seed=s)``), drawn once from an evaluation seed range that no dataset, training-time
+``reset(seed=s, options={"context": k mod num_contexts})``: stratified over the task's
+discrete start configurations, the seed drawing the perturbation within one), drawn once from an evaluation seed range that no dataset, training-time
 evaluation or other split uses, and stored in this package (``eval/contexts/*.json``,
 written by ``scripts/make_eval_contexts.py``). Every rollout of a context starts from that
 state (``reset_to``), so the R rollouts of a context differ only in the policy's own
@@ -117,7 +118,9 @@ def protocol(
     split = "selection" if name == "selection" else "test"
     if contexts is None and rollouts is None:
         return Protocol(name, task_id, split, s, r)
-    s_custom, r_custom = contexts or s, rollouts or r
+    # `is None`, not `or`: an override of 0 must be refused, not read as "no override".
+    s_custom = s if contexts is None else contexts
+    r_custom = r if rollouts is None else rollouts
     if not (1 <= s_custom <= s and 1 <= r_custom <= r):
         raise ProtocolError(
             f"--contexts/--rollouts must lie in [1, {s}] and [1, {r}] for the {name} protocol"
@@ -140,10 +143,18 @@ def contexts_file_name(task_id: str, split: str) -> str:
 
 
 def make_context_states(env: Any, seed_start: int, count: int) -> list[np.ndarray]:
-    """Draw ``count`` initial states: ``reset(seed=seed_start + k)``, then ``get_state()``."""
+    """Draw ``count`` initial states, stratified over the task's discrete contexts.
+
+    State ``k`` is ``reset(seed=seed_start + k, options={"context": k mod num_contexts})``
+    then ``get_state()``: every discrete context is used equally often (to within one), and
+    the seed draws the perturbation within it. Drawing the context from the seed as well
+    made Push's first 30 test states a third context 3 (10 of 30 where 3.75 were expected),
+    weighting the benchmark towards one start configuration.
+    """
     states = []
+    num_contexts = int(getattr(env.unwrapped, "num_contexts", 1))
     for k in range(count):
-        env.reset(seed=seed_start + k)
+        env.reset(seed=seed_start + k, options={"context": k % num_contexts})
         states.append(np.asarray(env.unwrapped.get_state(), dtype=np.float64).copy())
     return states
 

@@ -11,7 +11,7 @@ training loop, the CLI, the report and the leaderboard all read (LeRobot's
       "format_version": 2,
       "protocol": {"name", "task_id", "split", "num_contexts", "rollouts_per_context",
                    "version", "seed_start", "contexts_sha256"} or null (seed mode),
-      "env":      {"id", "kwargs", "behaviours", "max_episode_steps"},
+      "env":      {"id", "kwargs", "behaviours", "max_episode_steps", "render_fps"},
       "policy":   {"name", "class", "config"},
       "settings": {"workers", "inference", "video_episodes"},
       "seeds":    [int, ...],

@@ -29,6 +29,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from polymimic.datasets.obs import flatten_obs
 from polymimic.envs.labels import OTHER_BEHAVIOUR
+from polymimic.eval.worker import make_slot_env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,41 +68,11 @@ class EpisodeOutcome:
     frames: list[np.ndarray] | None = None
 
 
-class _StartFromState(gym.Wrapper):
-    """Resets, then restores the initial state its slot was given in the reset options."""
-
-    def __init__(self, env: gym.Env, slot: int) -> None:
-        super().__init__(env)
-        self.slot = slot
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        obs, info = self.env.reset(seed=seed)
-        state = (options or {}).get("initial_states", {}).get(self.slot)
-        if state is not None:
-            obs = self.env.unwrapped.reset_to(np.asarray(state, dtype=np.float64))
-        info = {**info, "context": getattr(self.env.unwrapped, "context", info.get("context"))}
-        return obs, info
-
-
-def _make_slot_env(
-    env_id: str, env_kwargs: Mapping[str, Any], slot: int, trusted: bool
-) -> gym.Env:
-    # Runs inside each worker: the env (and its renderer, made on first render) is built
-    # there, after the spawn, never inherited from the parent.
-    if trusted:
-        env = gym.make(env_id, **env_kwargs)
-    else:
-        from polymimic.envs.allowlist import make_env
-
-        env = make_env(env_id, env_kwargs)
-    return _StartFromState(env, slot)
-
-
 def make_vector_env(
     env_id: str, env_kwargs: Mapping[str, Any], workers: int, trusted: bool = False
 ) -> gym.vector.VectorEnv:
     """``workers`` sub-environments with autoreset disabled (Sync for 1, Async+spawn else)."""
-    fns = [functools.partial(_make_slot_env, env_id, dict(env_kwargs), k, trusted)
+    fns = [functools.partial(make_slot_env, env_id, dict(env_kwargs), k, trusted)
            for k in range(workers)]  # fmt: skip
     if workers == 1:
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)

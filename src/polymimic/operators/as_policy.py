@@ -6,7 +6,9 @@ contexts, same rollout loop, same metrics. ``OperatorPolicy`` receives the flat 
 rows a learner receives, rebuilds the dict observation the scripts read, and starts a new
 episode script (a new intention) for an environment whenever it is reset. The episode's
 seed is drawn from that environment's ``torch.Generator``, so rollouts of one context differ
-exactly as a stochastic learner's would.
+exactly as a stochastic learner's would. Given several operators (a dataset's population),
+each episode's operator is drawn uniformly from them with the same generator, so the
+population's mixture is evaluated as one policy.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class OperatorPolicyConfig:
     obs_keys: tuple[str, ...]
     obs_dim: int
     action_dim: int
-    operator: dict[str, Any]  # the operator's labels (id, strategy, style, quality)
+    operators: list[dict[str, Any]]  # each operator's labels (id, strategy, style, quality)
 
 
 class OperatorPolicy:
@@ -38,16 +40,17 @@ class OperatorPolicy:
 
     name = "scripted_operator"
 
-    def __init__(self, env_id: str, operator: Operator, observation_space: gym.spaces.Dict,
-                 action_dim: int, horizon: int) -> None:  # fmt: skip
-        self.operator = operator
+    def __init__(self, env_id: str, operators: Operator | Sequence[Operator],
+                 observation_space: gym.spaces.Dict, action_dim: int, horizon: int) -> None:  # fmt: skip
+        self.operators = [operators] if isinstance(operators, Operator) else list(operators)
         self.entry = task_operators(env_id)
         keys = tuple(sorted(observation_space.spaces))
         self.widths = [int(np.prod(observation_space[k].shape)) for k in keys]
         self.shapes = [observation_space[k].shape for k in keys]
         dims = self.entry.motion_dims or tuple(range(action_dim))
         self.motion_dims, self.horizon = dims, horizon
-        self.config = OperatorPolicyConfig(keys, sum(self.widths), action_dim, operator.labels())
+        labels = [op.labels() for op in self.operators]
+        self.config = OperatorPolicyConfig(keys, sum(self.widths), action_dim, labels)
         self.scripts: dict[int, Any] = {}
 
     def reset(self, env_ids: Sequence[int] | None = None) -> None:
@@ -65,8 +68,10 @@ class OperatorPolicy:
             if env_id not in self.scripts:
                 generator = generators[env_id] if generators is not None else torch.Generator()
                 seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+                pick = int(torch.randint(0, len(self.operators), (1,), generator=generator))
                 self.scripts[env_id] = episode_script(
-                    self.operator, self.entry.script_factory, seed, self.horizon, self.motion_dims
+                    self.operators[pick], self.entry.script_factory, seed, self.horizon,
+                    self.motion_dims,
                 )[1]
             actions.append(np.asarray(self.scripts[env_id].act(self._unflatten(row))))
         return np.stack(actions).astype(np.float32)
