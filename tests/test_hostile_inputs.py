@@ -677,8 +677,8 @@ def _cli_cases(
         eval_dir = out / f"eval_{kind}"
         cases.append(CliCase(
             f"eval_{kind}", input_class,
-            ["eval", "--checkpoint", str(directory), "--episodes", "1", "--video-episodes", "0",
-             "--out-dir", str(eval_dir)],
+            ["eval", "--checkpoint", str(directory), "--contexts", "1", "--rollouts", "1",
+             "--video-episodes", "0", "--out-dir", str(eval_dir)],
             "polymimic eval", words, absent=(eval_dir, directory / "eval"),
         ))
     for kind, input_class, words in (
@@ -687,8 +687,8 @@ def _cli_cases(
     ):
         cases.append(CliCase(
             f"eval_{kind}", input_class,
-            ["eval", "--checkpoint", str(bad_checkpoint(kind)), "--episodes", "1",
-             "--video-episodes", "0", "--out-dir", str(out / f"eval_{kind}")],
+            ["eval", "--checkpoint", str(bad_checkpoint(kind)), "--contexts", "1", "--rollouts",
+             "1", "--video-episodes", "0", "--out-dir", str(out / f"eval_{kind}")],
             "polymimic eval", words, absent=(out / f"eval_{kind}",),
         ))
 
@@ -698,10 +698,13 @@ def _cli_cases(
     a_dir = root / "work" / "a_directory"
     a_dir.mkdir()
     eval_options = [
-        ("episodes_0", "--episodes 0", ["--episodes", "0"], ("--episodes",)),
-        ("episodes_neg", "--episodes -3", ["--episodes", "-3"], ("--episodes",)),
-        ("episodes_abc", "--episodes abc", ["--episodes", "abc"], ("--episodes",)),
-        ("video_gt_episodes", "--video-episodes 5 --episodes 1", ["--episodes", "1", "--video-episodes", "5"], ("--video-episodes",)),
+        *((f"{option}_{id_}", f"--{option} {value}", [f"--{option}", value], (f"--{option}",))
+          for option in ("contexts", "rollouts", "workers")
+          for id_, value in (("0", "0"), ("neg", "-3"), ("abc", "abc"))),
+        ("contexts_gt_protocol", "--protocol cpu --contexts 9 (cpu has 8)", ["--protocol", "cpu", "--contexts", "9"], ("--contexts", "cpu")),
+        ("rollouts_gt_protocol", "--rollouts 17 (Push's full protocol has 16)", ["--rollouts", "17"], ("--rollouts", "full")),
+        ("protocol_unknown", "--protocol nope", ["--protocol", "nope"], ("--protocol", "nope")),
+        ("video_gt_episodes", "--video-episodes 5 --contexts 1 --rollouts 1", ["--video-episodes", "5"], ("--video-episodes",)),
         ("env_unknown", "--env polymimic/Nope-v0", ["--env", "polymimic/Nope-v0"], ("nope-v0", "not a polymimic task")),
         ("env_module", "--env os:system", ["--env", "os:system"], ("os:system", "not a polymimic task")),
         ("env_cartpole", "--env CartPole-v1", ["--env", "CartPole-v1"], ("cartpole-v1",)),
@@ -711,7 +714,8 @@ def _cli_cases(
     ]
     for id_, input_class, args, words in eval_options:
         own = bad_checkpoint(f"good_{id_}")  # its own copy: <checkpoint>/eval is the default
-        argv = ["eval", "--checkpoint", str(own), "--episodes", "1", "--video-episodes", "0"]
+        argv = ["eval", "--checkpoint", str(own), "--contexts", "1", "--rollouts", "1",
+                "--video-episodes", "0"]
         cases.append(CliCase(
             f"eval_opt_{id_}", input_class, [*argv, *args], "polymimic eval", words,
             absent=(own / "eval",),
@@ -719,7 +723,7 @@ def _cli_cases(
     own = bad_checkpoint("good_dataset_truncated")
     cases.append(CliCase(
         "eval_opt_dataset_truncated", "eval --dataset <truncated file> (KL reference)",
-        ["eval", "--checkpoint", str(own), "--episodes", "1", "--video-episodes", "0",
+        ["eval", "--checkpoint", str(own), "--contexts", "1", "--rollouts", "1", "--video-episodes", "0",
          "--dataset", str(bad_dataset("truncated"))],
         "polymimic eval", ("truncated",), absent=(own / "eval",),
     ))
@@ -901,7 +905,9 @@ CLI_IDS = [  # every case of _cli_cases, by id (kept in step by test_every_cli_c
       for cmd in ("validate", "info", "train")),
     "train_extreme_actions", "playback_bad_states",
     *(f"eval_{k}" for k in CHECKPOINT_MUTATIONS), "eval_ck_missing", "eval_ck_no_env_args",
-    *(f"eval_opt_{k}" for k in ("episodes_0", "episodes_neg", "episodes_abc", "video_gt_episodes",
+    *(f"eval_opt_{o}_{v}" for o in ("contexts", "rollouts", "workers") for v in ("0", "neg", "abc")),
+    *(f"eval_opt_{k}" for k in ("contexts_gt_protocol", "rollouts_gt_protocol", "protocol_unknown",
+                                "video_gt_episodes",
                                 "env_unknown", "env_module", "env_cartpole", "out_dir_is_file",
                                 "out_dir_proc_new", "out_dir_proc")),
     "eval_opt_dataset_truncated", "data_split_format_next", "data_masks_format_next",

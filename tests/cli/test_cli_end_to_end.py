@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import imageio.v3 as iio
 
-from polymimic.eval.rollout import FINAL_EVAL_SEED_START
+from polymimic.eval.protocol import SPLIT_SEED_START
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -43,15 +43,36 @@ def test_generate_train_eval(tmp_path: Path) -> None:
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "config.json").is_file()
 
     eval_dir = tmp_path / "eval"
-    out = polymimic("eval", "--checkpoint", str(checkpoint), "--episodes", "2",
-                    "--video-episodes", "1", "--out-dir", str(eval_dir), "--dataset", str(data))
+    eval_args = ("eval", "--checkpoint", str(checkpoint), "--protocol", "cpu", "--contexts", "1",
+                 "--out-dir", str(eval_dir))
+    out = polymimic(*eval_args, "--rollouts", "2", "--video-episodes", "1", "--dataset", str(data))
     assert "success rate" in out.stdout and "behaviour entropy" in out.stdout
+    assert "protocol custom" in out.stdout and "1 contexts x 2 rollouts" in out.stdout
     eval_info = json.loads((eval_dir / "eval_info.json").read_text())
     assert eval_info["env"]["id"] == "polymimic/Push-v0"
-    assert [e["seed"] for e in eval_info["per_episode"]] == [FINAL_EVAL_SEED_START, FINAL_EVAL_SEED_START + 1]
+    assert eval_info["protocol"]["name"] == "custom" and eval_info["protocol"]["split"] == "test"
+    start = SPLIT_SEED_START["test"]
+    assert [(e["context"], e["rollout"], e["seed"]) for e in eval_info["per_episode"]] == [
+        (0, 0, start), (0, 1, start)
+    ]
+    assert eval_info["checkpoint"]["path"] == str(checkpoint)
+    assert eval_info["reference"]["source"] == str(data)
+    assert eval_info["video"] == str(eval_dir / "rollouts.mp4") and eval_info["video_error"] is None
     first_length = eval_info["per_episode"][0]["length"]
     reader = iio.imiter(eval_dir / "rollouts.mp4")
     assert sum(1 for _ in reader) == first_length + 1  # reset frame + one per step
+
+    # An existing eval_info.json is not replaced without --overwrite ...
+    before = (eval_dir / "eval_info.json").read_bytes()
+    refused = polymimic(*eval_args, "--rollouts", "1", "--video-episodes", "0", check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--overwrite" in refused.stderr
+    assert (eval_dir / "eval_info.json").read_bytes() == before
+    # ... and is with it.
+    polymimic(*eval_args, "--rollouts", "1", "--video-episodes", "0", "--overwrite")
+    replaced = json.loads((eval_dir / "eval_info.json").read_text())
+    assert len(replaced["per_episode"]) == 1 and replaced["video"] is None
+    assert replaced["per_episode"][0] == eval_info["per_episode"][0]  # same context, rollout 0
 
 
 def test_user_errors_are_one_clear_line(tmp_path: Path) -> None:

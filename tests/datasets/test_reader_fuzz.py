@@ -338,6 +338,7 @@ def converted(array: np.ndarray, variant: str) -> tuple[np.ndarray, dict[str, An
 
 
 def apply_dtype(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Rewrite an array in another dtype; refused unless the schema allows the kind."""
     new, extra = converted(small_array(f, m.target), m.variant)
     replace(f, m.target, data=new, **extra)
     kind = "O" if m.variant == "vlen_str" else new.dtype.kind
@@ -347,6 +348,7 @@ def apply_dtype(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 
 def apply_shape(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Give an array another shape (all refused: rank, rows and width are fixed)."""
     old = small_array(f, m.target)
     if m.variant == "huge":  # 16 GB declared, a few hundred bytes stored
         if 0 in old.shape[1:]:
@@ -373,6 +375,9 @@ def apply_shape(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
         if m.variant == "other_rows" and len(new) == len(old):
             raise NotApplicable(m.target)
         replace(f, m.target, data=new)
+        with h5py.File(scratch.other, "r") as g:
+            if new.shape == g[m.target].shape:  # drop_dim then add_dim: back to the start
+                return None
     return Expect("shape", structural(m.target), ("shape", "rows", "values per step"))
 
 
@@ -388,6 +393,7 @@ FLOAT_VALUE = {
 
 
 def apply_value(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Write one special float; NaN/inf (also after a cast to float16/32) are refused."""
     old = small_array(f, m.target)
     if old.dtype.kind != "f" or old.size == 0:
         raise NotApplicable(m.target)
@@ -405,6 +411,7 @@ def apply_value(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 
 def apply_flag(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Write a flag value outside 0/1 into an integer flag array; refused."""
     old = small_array(f, m.target)
     if old.dtype.kind not in "iu" or old.size == 0:
         raise NotApplicable(m.target)
@@ -420,6 +427,7 @@ def apply_flag(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 
 def apply_storage(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Store an array virtually, externally or through a filter."""
     old = small_array(f, m.target)
     if old.size == 0 or (m.variant == "scaleoffset" and old.dtype.kind not in "iuf"):
         raise NotApplicable(m.target)
@@ -447,6 +455,7 @@ def apply_storage(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 
 def apply_num_samples(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Give ``num_samples`` a wrong type or value; refused."""
     demo = get(f, m.target)
     if not isinstance(demo, h5py.Group):
         raise NotApplicable(m.target)
@@ -470,6 +479,7 @@ def apply_num_samples(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | N
 
 
 def apply_version(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Change or drop ``polymimic_format_version``; refused at open."""
     attrs = f["data"].attrs
     if m.variant == "missing":
         attrs.pop("polymimic_format_version", None)
@@ -505,6 +515,7 @@ def json_value(key: str, variant: str) -> Any:
 
 
 def apply_json(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Break ``env_args`` or ``polymimic_metadata``."""
     attrs, key = f["data"].attrs, m.target
     if m.variant == "missing":
         attrs.pop(key, None)
@@ -521,12 +532,11 @@ def apply_json(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 
 def apply_total(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Make ``data.attrs['total']`` disagree with the demos (or a float)."""
     attrs = f["data"].attrs
-    current = reader._decode_attr(attrs.get("total"))
-    if isinstance(current, bool) or not isinstance(current, int):
-        raise NotApplicable("total")
+    current = sum(scratch.base.steps)  # what the base file holds
     if m.variant == "missing":
-        del attrs["total"]
+        attrs.pop("total", None)
     else:
         attrs["total"] = {
             "plus_one": current + 1,
@@ -542,7 +552,7 @@ MASK_USERS = frozenset({"demo_names:train", "window:train", "validate"})
 
 
 def mask_value(names: list[str], variant: str) -> Any:
-    """The new content of ``mask/train`` (None: make it a group)."""
+    """The new content of ``mask/train`` for the variants that write a dataset."""
     encoded = [n.encode() for n in names]
     return {
         "numeric": np.arange(2),
@@ -559,6 +569,7 @@ def mask_value(names: list[str], variant: str) -> Any:
 
 
 def apply_mask(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Replace ``mask/train`` by something that is not a list of demo names."""
     group = f.require_group("mask")
     if m.variant == "bytes_key":
         require_new(group, b"\xff\xfe")
@@ -603,6 +614,7 @@ def add_obs_key(
 
 
 def apply_demo(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Change one demo's structure, observation keys or attributes."""
     demo = get(f, m.target)
     if not isinstance(demo, h5py.Group):
         raise NotApplicable(m.target)
@@ -651,6 +663,7 @@ def apply_demo(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 
 def apply_file(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Add something beside the demos under ``data``."""
     data = f["data"]
     require_new(data, b"\xff\xfe" if m.variant == "bytes_demo_name" else "foo")
     if m.variant == "bytes_demo_name":
@@ -668,6 +681,7 @@ def apply_file(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 
 def apply_delete(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Delete a required array or group; refused."""
     get(f, m.target)  # NotApplicable when it is gone already
     del f[m.target]
     return Expect("delete", structural(m.target), ("lacks", "same non-empty set"))
@@ -700,6 +714,7 @@ def link_for(m: Mutation, scratch: Scratch) -> tuple[str, Any]:
 
 
 def apply_link(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
+    """Replace an array, demo, obs group or mask by a link; refused at open."""
     path, link = link_for(m, scratch)
     if m.variant == "hard_shared":
         source = get(f, link.lstrip("/"))
@@ -826,7 +841,10 @@ def outcome_of(entry: str, call: Callable[[], Any]) -> tuple[str, str]:
     else:
         check_returned(entry, value)
         return "ok", ""
-    message.encode("utf-8")  # a message the CLI can print (no lone surrogates)
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from undecodable bytes: the CLI cannot print it
+        raise AssertionError(f"{entry}: unprintable message {message!r}") from None
     return outcome, message
 
 
@@ -1130,9 +1148,15 @@ def damaged(good: bytes, metadata: np.ndarray, rng: np.random.Generator) -> tupl
     return bytes(data), f"{kind} {size} bytes at {where}"
 
 
-#: Damaged copies on which the HDF5 C library itself crashes or hangs (polymimic cannot
-#: catch a segfault); skipped by index with the damage that triggers it. None so far.
-HDF5_CRASHES: dict[int, str] = {}
+#: Damaged copies on which the HDF5 C library itself crashes or hangs, by (seed, index):
+#: polymimic cannot catch a segfault or interrupt a loop inside one HDF5 call, so these are
+#: skipped, with the damage that triggers them. None under the default seed.
+HDF5_HANGS: dict[tuple[int, int], str] = {
+    # One byte of the global heap (the high byte of its free-space object's size, 0x0f at
+    # offset 2209 -> 0): reading ANY variable-length string attribute, e.g. plain
+    # h5py.File(p)["data"].attrs["env_args"], spins forever inside HDF5 2.0.0.
+    (99, 1142): "zero 11 bytes at 2209: HDF5 hangs decoding the global heap",
+}
 
 
 def test_raw_byte_mutations(tmp_path: Path) -> None:
@@ -1145,16 +1169,17 @@ def test_raw_byte_mutations(tmp_path: Path) -> None:
     for start, end in data_ranges(good_path):
         in_data[start:end] = True
     metadata = np.flatnonzero(~in_data)
-    rng = np.random.default_rng(int(os.environ.get("POLYMIMIC_FUZZ_SEED", "20240607")))
+    seed = int(os.environ.get("POLYMIMIC_FUZZ_SEED", "20240607"))
+    rng = np.random.default_rng(seed)
     paths, damage = [], []
     for index in range(BYTE_FILES):
         content, description = damaged(good, metadata, rng)
-        if index in HDF5_CRASHES:
+        if (seed, index) in HDF5_HANGS:
             continue
         paths.append(tmp_path / f"damaged_{index}.hdf5")
         paths[-1].write_bytes(content)
         damage.append(f"file {index}: {description}")
-    run = run_child(paths, window=True, timeout=60)
+    run = run_child(paths, window=True, timeout=30 + 0.5 * len(paths))
     where = damage[run.unfinished] if run.unfinished is not None else "?"
     assert run.returncode == 0, f"exit {run.returncode} while reading {where}: {run.stderr}"
     bad = others(run)

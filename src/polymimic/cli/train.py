@@ -105,7 +105,7 @@ def make_evaluator(
     final evaluation's), ``eval/step_<k>/eval_info.json`` per evaluation, scalars for the log."""
     seeds = range(TRAIN_EVAL_SEED_START, TRAIN_EVAL_SEED_START + episodes)
 
-    def run(step: int, policy: Policy) -> dict[str, float]:
+    def run(step: int, policy: Policy) -> dict[str, float | None]:
         info = evaluate(env_id, env_kwargs, policy, seeds)
         write_eval_info(run_dir / "eval" / f"step_{step}" / "eval_info.json", info)
         aggregated = info["aggregated"]

@@ -6,7 +6,8 @@ the entropies, whose normaliser ``log |B|`` counts only the task's behaviours. T
 correlated (``intervals.clustered_success_interval``). Entropies are
 ``None`` ("n/a") when there are too few successes to estimate them
 (``metrics.MIN_SUCCESSES_FOR_ENTROPY``); the number of successes is always printed beside
-them. The conditional entropy averages over *all* protocol contexts, a context without a
+them; for the marginal entropy the count is of effective successes (divided by the design
+effect). The conditional entropy averages over *all* protocol contexts, a context without a
 success counting 0, as D3IL computes it.
 """
 
@@ -49,7 +50,8 @@ def aggregate(
     labels = [r.behaviour for r in in_task]
     num_b = len(behaviours)
     success = metrics.success_rate([r.success for r in records])
-    entropy, entropy_ci = _entropy(labels, num_b, seed)
+    deff = _design_effect(records, contexts)
+    entropy, entropy_ci = _entropy(labels, num_b, seed, deff)
     conditional, conditional_ci = _conditional(in_task, records, contexts, num_b, seed)
     distribution = metrics.behaviour_distribution([r.behaviour for r in successful], behaviours)
     kl = None
@@ -60,6 +62,7 @@ def aggregate(
         "num_successes": len(successful),
         "success_rate": success,
         "success_rate_ci95": _success_interval(records, contexts),
+        "design_effect": deff,
         "behaviour_counts": dict(Counter(r.behaviour for r in successful)),
         "behaviour_distribution": distribution,
         "num_behaviours": num_b,
@@ -68,21 +71,33 @@ def aggregate(
         "conditional_behaviour_entropy": conditional,
         "conditional_behaviour_entropy_ci95": conditional_ci,
         "kl_to_reference": kl,
-        "d3il_score": _d3il_score(task_id, success, entropy, kl),
+        # D3IL scores the conditional entropy where contexts vary (protocol mode).
+        "d3il_score": _d3il_score(
+            task_id, success, conditional if contexts is not None else entropy, kl
+        ),
         "num_invalid_action_episodes": sum(r.invalid_action for r in records),
         "mean_return": float(np.mean([r.episode_return for r in records])),
         "mean_length": float(np.mean([r.length for r in records])),
     }
 
 
+def _by_context(records: Sequence[Any], contexts: Sequence[int]) -> list[list[bool]]:
+    by_context: dict[int, list[bool]] = {c: [] for c in contexts}
+    for r in records:
+        by_context[r.context].append(r.success)
+    return list(by_context.values())
+
+
+def _design_effect(records: Sequence[Any], contexts: Sequence[int] | None) -> float:
+    """Kish's design effect of the protocol's R rollouts per context (1 in seed mode)."""
+    return 1.0 if contexts is None else intervals.design_effect(_by_context(records, contexts))
+
+
 def _success_interval(records: Sequence[Any], contexts: Sequence[int] | None) -> list[float]:
     """Wilson over episodes in seed mode; over contexts' effective size in protocol mode."""
     if contexts is None:
         return list(metrics.wilson_interval(sum(r.success for r in records), len(records)))
-    by_context: dict[int, list[bool]] = {c: [] for c in contexts}
-    for r in records:
-        by_context[r.context].append(r.success)
-    return list(intervals.clustered_success_interval(list(by_context.values())))
+    return list(intervals.clustered_success_interval(_by_context(records, contexts)))
 
 
 def _d3il_score(
@@ -92,12 +107,23 @@ def _d3il_score(
     return None if family is None else metrics.d3il_score(family, success, entropy, kl)
 
 
-def _entropy(labels: list[str], num_b: int, seed: int) -> tuple[float | None, list | None]:
-    """Plug-in normalised entropy and its Dirichlet-posterior 95% interval (or n/a)."""
-    if not metrics.enough_successes(len(labels), num_b):
+def _entropy(
+    labels: list[str], num_b: int, seed: int, deff: float
+) -> tuple[float | None, list | None]:
+    """Plug-in normalised entropy and its Dirichlet-posterior 95% interval (or n/a).
+
+    The posterior's counts are divided by the design effect: the successes of one context
+    are correlated (a deterministic policy repeats one behaviour R times), and counting them
+    as independent would make the interval far too narrow. The success indicator's design
+    effect stands in for the behaviour labels' (exact for a deterministic policy, which is
+    where it matters most).
+    """
+    # n/a below the threshold of *effective* successes: 48 successes of a deterministic
+    # policy in 3 contexts are 3 observations of its behaviour choice, not 48.
+    if not metrics.enough_successes(int(len(labels) / deff + 1e-9), num_b):
         return None, None
-    counts = [labels.count(b) for b in sorted(set(labels))]
-    counts += [0] * (num_b - len(counts))  # unseen behaviours get posterior mass too
+    counts = [labels.count(b) / deff for b in sorted(set(labels))]
+    counts += [0.0] * (num_b - len(counts))  # unseen behaviours get posterior mass too
     low, high = intervals.dirichlet_entropy_interval(counts, num_b, seed=seed)
     return metrics.behaviour_entropy(labels, num_b), [low, high]
 

@@ -48,7 +48,7 @@ from polymimic.policies.training_state import (
 
 LOG_FILE = "train_log.jsonl"
 #: Called with (step, policy) at evaluation steps; returns scalars for the log.
-Evaluator = Callable[[int, Policy], dict[str, float]]
+Evaluator = Callable[[int, Policy], dict[str, float | None]]
 
 
 class RunDirectoryError(UserError):
@@ -377,7 +377,8 @@ class _Loop:
         started = time.perf_counter()
         scalars = self.evaluator(step, self.policy)
         self.policy.train()  # evaluation may have switched modes; training continues
-        self.last_eval = {f"eval/{k}": float(v) for k, v in scalars.items()}
+        # None is a metric the evaluation could not estimate (an entropy without successes).
+        self.last_eval = {f"eval/{k}": None if v is None else float(v) for k, v in scalars.items()}
         record = {"step": step, **self.last_eval, "eval_wall_s": time.perf_counter() - started}
         log.write(json.dumps(record) + "\n")
         log.flush()
