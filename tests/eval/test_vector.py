@@ -161,7 +161,7 @@ def test_nan_actions_fail_their_own_episodes_only(push_env: Any) -> None:
     assert info["aggregated"]["num_episodes"] == 4 and info["aggregated"]["success_rate"] == 0.0
 
 
-def test_video_is_a_grid_of_the_first_episodes(push_env: Any, tmp_path: Any) -> None:
+def test_video_is_a_grid_of_one_rollout_per_context_first(push_env: Any, tmp_path: Any) -> None:
     small = protocol(PUSH, "cpu", 3, 2)
     kwargs = {"render_height": 48, "render_width": 64}
     video = tmp_path / "rollouts.mp4"
@@ -172,8 +172,12 @@ def test_video_is_a_grid_of_the_first_episodes(push_env: Any, tmp_path: Any) -> 
     assert info["env"]["kwargs"] == kwargs
     frames = list(iio.imiter(video))
     assert frames[0].shape == (2 * 48, 2 * 64, 3)  # a 2 x 2 grid of the render size
-    # Each cell holds its episode's last frame once it ends: the longest episode decides.
-    assert len(frames) == max(e["length"] for e in info["per_episode"][:4]) + 1
+    # Shown: rollout 0 of each of the 3 contexts, then rollout 1 of context 0 (episodes are
+    # listed context by context: indices 0, 2, 4 and 1). Each cell holds its episode's last
+    # frame once it ends: the longest episode decides the length.
+    shown = [info["per_episode"][i] for i in (0, 1, 2, 4)]
+    assert {(e["context"], e["rollout"]) for e in shown} == {(0, 0), (0, 1), (1, 0), (2, 0)}
+    assert len(frames) == max(e["length"] for e in shown) + 1
     assert [p.name for p in tmp_path.iterdir()] == ["rollouts.mp4"]  # no temp file left
 
 

@@ -17,7 +17,8 @@ file may not choose anything beyond its own data:
   0/1 dones, terminations and truncations (T,), float states (T, S); observations are float
   (T, D) vectors or uint8 (T, H, W, C) images; every array of a demo has ``num_samples``
   rows, and every demo has the same widths.
-- **Finite values** in every float array, checked when the arrays are read (``check_values``).
+- **Finite values** in every float array, within float32 range (training reads float32),
+  checked when the arrays are read (``check_values``).
 
 Functions here return a problem description (a string) or None, so the reader can raise one
 ``DatasetError`` that names the file; they never raise h5py's own errors.

@@ -197,12 +197,12 @@ def _play(
     policy: EvaluablePolicy,
     episodes: Sequence[EpisodeSpec],
     workers: int,
-    video_episodes: int,
+    video: Sequence[int],
     trusted_env: bool,
 ) -> tuple[list[EpisodeOutcome], dict[str, Any]]:
     """Play the episodes; the outcomes and the env section of ``eval_info.json``."""
     kwargs = dict(env_kwargs or {})
-    if video_episodes > 0:
+    if video:
         kwargs.setdefault("render_mode", "rgb_array")
     probe = _probe_env(env_id, kwargs, trusted_env)  # errors surface before workers start
     try:
@@ -220,7 +220,7 @@ def _play(
     vec = make_vector_env(env_id, kwargs, max(1, min(workers, len(episodes))), trusted_env)
     try:
         with _eval_mode(policy):
-            outcomes = run_episodes(vec, policy, episodes, video_episodes)
+            outcomes = run_episodes(vec, policy, episodes, video)
     finally:
         vec.close()
     return outcomes, env_info
@@ -257,7 +257,8 @@ def evaluate(
         env_kwargs: keyword arguments for ``gym.make``.
         policy: has ``reset``, ``predict_action`` and ``config.obs_keys``.
         seeds: e.g. ``range(TRAIN_EVAL_SEED_START, TRAIN_EVAL_SEED_START + 20)``.
-        video_path: if given, write the first ``max_video_episodes`` episodes to this mp4.
+        video_path: if given, write ``max_video_episodes`` episodes to this mp4 grid (in
+            protocol mode rollout 0 of the first contexts, in seed mode the first episodes).
         max_video_episodes: how many episodes the video shows.
         reference_distribution: the dataset's mode distribution, for ``kl_to_reference``.
         trusted_env: make ``env_id`` with plain ``gym.make`` (code that registered its own
@@ -335,8 +336,8 @@ def _evaluate_episodes(
     trusted_env: bool,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    num_video = min(max_video_episodes, len(episodes)) if video_path is not None else 0
-    outcomes, env_info = _play(env_id, env_kwargs, policy, episodes, workers, num_video, trusted_env)
+    video = _video_episodes(episodes, max_video_episodes) if video_path is not None else []
+    outcomes, env_info = _play(env_id, env_kwargs, policy, episodes, workers, video, trusted_env)
     records = [EpisodeRecord.from_outcome(o) for o in outcomes]
     contexts = None if protocol is None else list(range(protocol["num_contexts"]))
     info = {
@@ -345,7 +346,7 @@ def _evaluate_episodes(
         "env": env_info,
         "policy": _policy_info(policy),
         "settings": {"workers": max(1, min(workers, len(episodes))), "inference": "row_by_row",
-                     "video_episodes": num_video},
+                     "video_episodes": len(video)},
         "seeds": [int(e.seed) for e in episodes],
         "per_episode": [r.to_dict() for r in records],
         "aggregated": aggregate(records, env_info["behaviours"], reference_distribution,
@@ -357,7 +358,7 @@ def _evaluate_episodes(
         "versions": {**library_versions(), "git_commit": git_commit()},
     }  # fmt: skip
     if video_path is not None:
-        frames = [o.frames for o in outcomes[:num_video] if o.frames]
+        frames = [outcomes[i].frames for i in video if outcomes[i].frames]
         try:
             write_video_grid(video_path, frames, env_info["render_fps"])
             info["video"] = str(video_path)
@@ -366,6 +367,14 @@ def _evaluate_episodes(
             info["video_error"] = f"{type(exc).__name__}: {exc}"
     info["wall_s"] = time.perf_counter() - started
     return info
+
+
+def _video_episodes(episodes: Sequence[EpisodeSpec], count: int) -> list[int]:
+    """Which episodes the video shows: rollout 0 of as many contexts as possible first (a
+    grid of one context's repeats shows little), then further rollouts; in seed mode, the
+    first ``count`` episodes."""
+    order = sorted(range(len(episodes)), key=lambda i: (episodes[i].rollout or 0, i))
+    return sorted(order[: max(0, min(count, len(episodes)))])
 
 
 def git_commit() -> str | None:

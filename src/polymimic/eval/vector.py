@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -82,11 +82,11 @@ def make_vector_env(
 class _Slots:
     """Which episode each sub-environment plays, and its running totals."""
 
-    def __init__(self, episodes: Sequence[EpisodeSpec], workers: int, video_episodes: int):
+    def __init__(self, episodes: Sequence[EpisodeSpec], workers: int, video: Collection[int]):
         self.pending = deque(enumerate(episodes))
         self.current: list[tuple[int, EpisodeSpec] | None] = [None] * workers
         self.outcomes: dict[int, EpisodeOutcome] = {}
-        self.video_episodes = video_episodes
+        self.video = set(video)
         self.generators = [torch.Generator() for _ in range(workers)]
 
     def assign(self, slots: Sequence[int]) -> tuple[list[int | None], dict[int, Any]]:
@@ -99,7 +99,7 @@ class _Slots:
                 continue
             index, spec = self.pending.popleft()
             self.current[slot] = (index, spec)
-            outcome = EpisodeOutcome(spec, frames=[] if index < self.video_episodes else None)
+            outcome = EpisodeOutcome(spec, frames=[] if index in self.video else None)
             self.outcomes[index] = outcome
             self.generators[slot].manual_seed(spec.generator_seed)
             seeds[slot] = spec.seed
@@ -116,7 +116,7 @@ def run_episodes(
     vec: gym.vector.VectorEnv,
     policy: Any,
     episodes: Sequence[EpisodeSpec],
-    video_episodes: int = 0,
+    video: Collection[int] = (),
 ) -> list[EpisodeOutcome]:
     """Play ``episodes`` on ``vec``; outcomes in the order of ``episodes``.
 
@@ -125,11 +125,11 @@ def run_episodes(
         policy: ``config.obs_keys``, ``reset(env_ids)``, ``predict_action(obs, generators,
             row_by_row=True)`` (``polymimic.policies.base.Policy``).
         episodes: what to play.
-        video_episodes: keep the rendered frames of the first this many episodes (the env
+        video: indices of the episodes whose rendered frames to keep (the env
             must render ``rgb_array``).
     """
     workers = vec.num_envs
-    slots = _Slots(episodes, workers, video_episodes)
+    slots = _Slots(episodes, workers, video)
     keys = tuple(policy.config.obs_keys)
     obs, info = _reset(vec, slots, policy, list(range(workers)))
     while any(current is not None for current in slots.current):
