@@ -20,7 +20,8 @@ someone thought of; this module generates the ones nobody did:
    a subprocess that finishes in time proves the reader never touched it.
 3. **Raw byte damage** (``test_raw_byte_mutations``): bit flips, overwritten and truncated
    copies of a small valid file, opened in a subprocess with a timeout, because the HDF5
-   C library can crash or hang instead of raising.
+   C library can crash or hang instead of raising (it does hang on one kind of damage,
+   which is skipped: see ``global_heap_sizes``).
 
 ``test_report_fuzz_counts`` (last) prints how many files were generated and the outcome of
 each entry point; run with ``-s`` to see it.
@@ -859,7 +860,7 @@ def check_expectations(
     reasons = {expect.reason for expect in expects}
     if "version" in reasons:
         assert "format" in results["open"][1] and "version" in results["open"][1]
-    elif "link" in reasons:
+    elif "link" in reasons and "name" not in reasons:  # both found by one walk, either first
         assert "link" in results["open"][1], results["open"][1]
     if len(applied) == 1 and len(expects) == 1:
         (expect,) = expects
@@ -1121,8 +1122,10 @@ def data_ranges(path: Path) -> list[tuple[int, int]]:
     return ranges
 
 
-def damaged(good: bytes, metadata: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
-    """One damaged copy of ``good`` and a description of the damage.
+def damaged(
+    good: bytes, metadata: np.ndarray, rng: np.random.Generator
+) -> tuple[bytes, str, range]:
+    """One damaged copy of ``good``, a description of the damage and the bytes it changed.
 
     Three in four hits land in metadata (superblock, object headers, B-trees, heaps), where
     damage changes structure rather than values.
@@ -1132,12 +1135,12 @@ def damaged(good: bytes, metadata: np.ndarray, rng: np.random.Generator) -> tupl
     kind = str(rng.choice(["flip", "overwrite", "zero", "ones", "truncate"]))
     if kind == "truncate":
         cut = int(rng.integers(len(data)))
-        return bytes(data[:cut]), f"truncate at {cut}"
+        return bytes(data[:cut]), f"truncate at {cut}", range(0)
     if kind == "flip":
         bits = rng.integers(0, 8, size=int(rng.integers(1, 4)))
         for bit in bits:
             data[where] ^= 1 << int(bit)
-        return bytes(data), f"flip bits {bits.tolist()} of byte {where}"
+        return bytes(data), f"flip bits {bits.tolist()} of byte {where}", range(where, where + 1)
     size = int(rng.integers(1, 17))
     fill = {
         "overwrite": rng.integers(0, 256, size=size).astype(np.uint8).tobytes(),
@@ -1145,18 +1148,29 @@ def damaged(good: bytes, metadata: np.ndarray, rng: np.random.Generator) -> tupl
         "ones": b"\xff" * size,
     }[kind]
     data[where : where + size] = fill[: len(data) - where]
-    return bytes(data), f"{kind} {size} bytes at {where}"
+    return bytes(data), f"{kind} {size} bytes at {where}", range(where, where + size)
 
 
-#: Damaged copies on which the HDF5 C library itself crashes or hangs, by (seed, index):
-#: polymimic cannot catch a segfault or interrupt a loop inside one HDF5 call, so these are
-#: skipped, with the damage that triggers them. None under the default seed.
-HDF5_HANGS: dict[tuple[int, int], str] = {
-    # One byte of the global heap (the high byte of its free-space object's size, 0x0f at
-    # offset 2209 -> 0): reading ANY variable-length string attribute, e.g. plain
-    # h5py.File(p)["data"].attrs["env_args"], spins forever inside HDF5 2.0.0.
-    (99, 1142): "zero 11 bytes at 2209: HDF5 hangs decoding the global heap",
-}
+def global_heap_sizes(good: bytes) -> set[int]:
+    """Offsets of the size fields of the objects in ``good``'s first global heap collection.
+
+    Known HDF5 hang, so damage there is skipped: with an object's size made larger than
+    its collection, or the free-space object's size made smaller (both seen by this fuzzer
+    with HDF5 2.0.0), reading any variable-length string, even plain
+    ``h5py.File(p)["data"].attrs["env_args"]``, spins forever inside one HDF5 call. Polymimic
+    cannot interrupt that (h5py holds the GIL) nor avoid it (env_args is such a string).
+    """
+    start = good.find(b"GCOL")
+    offsets: set[int] = set()
+    if start < 0:
+        return offsets
+    position, end = start + 16, start + int.from_bytes(good[start + 8 : start + 16], "little")
+    while position + 16 <= end:  # object: index (2), refcount (2), reserved (4), size (8)
+        offsets.update(range(position + 8, position + 16))
+        if int.from_bytes(good[position : position + 2], "little") == 0:  # free space: last
+            break
+        position += 16 + (int.from_bytes(good[position + 8 : position + 16], "little") + 7) // 8 * 8
+    return offsets
 
 
 def test_raw_byte_mutations(tmp_path: Path) -> None:
@@ -1172,9 +1186,11 @@ def test_raw_byte_mutations(tmp_path: Path) -> None:
     seed = int(os.environ.get("POLYMIMIC_FUZZ_SEED", "20240607"))
     rng = np.random.default_rng(seed)
     paths, damage = [], []
+    hangs = global_heap_sizes(good)
     for index in range(BYTE_FILES):
-        content, description = damaged(good, metadata, rng)
-        if (seed, index) in HDF5_HANGS:
+        content, description, touched = damaged(good, metadata, rng)
+        if hangs.intersection(touched):
+            COUNTS["byte-damaged files skipped (known HDF5 global-heap hang)"] += 1
             continue
         paths.append(tmp_path / f"damaged_{index}.hdf5")
         paths[-1].write_bytes(content)

@@ -119,7 +119,7 @@ def test_an_episode_starts_from_its_initial_state_not_its_seed(push_env: Any) ->
     states, _ = load_contexts(protocol(PUSH, "cpu", 2, 1), push_env.unwrapped.state_size)
     seed = SPLIT_SEED_START["test"]
     recorder = Recorder(untrained_bc(push_env))
-    vec = make_vector_env(PUSH, {"max_episode_steps": 3}, workers=1)
+    vec = make_vector_env(PUSH, {"max_episode_steps": 3}, slots=1)
     try:
         outcomes = run_episodes(vec, recorder, [
             EpisodeSpec(seed=seed, initial_state=states[1], context=1, rollout=0),

@@ -46,9 +46,10 @@ import numpy as np
 
 from polymimic.errors import UserError
 from polymimic.eval.aggregate import aggregate
+from polymimic.eval.pool import run_in_processes
 from polymimic.eval.protocol import Protocol as EvalProtocol
 from polymimic.eval.protocol import load_contexts, rollout_seed
-from polymimic.eval.vector import EpisodeOutcome, EpisodeSpec, make_vector_env, run_episodes
+from polymimic.eval.vector import EpisodeOutcome, EpisodeSpec
 from polymimic.io import atomic_write_json, library_versions, write_mp4
 
 # Seed ranges. Dataset generation seeds episodes from 0 upwards, so evaluating on those seeds
@@ -217,12 +218,11 @@ def _play(
         }  # fmt: skip
     finally:
         probe.close()
-    vec = make_vector_env(env_id, kwargs, max(1, min(workers, len(episodes))), trusted_env)
-    try:
-        with _eval_mode(policy):
-            outcomes = run_episodes(vec, policy, episodes, video)
-    finally:
-        vec.close()
+    with _eval_mode(policy):
+        outcomes = run_in_processes(
+            env_id, kwargs, policy, episodes, max(1, min(workers, len(episodes))), video,
+            trusted_env,
+        )
     return outcomes, env_info
 
 

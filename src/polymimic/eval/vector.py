@@ -1,14 +1,15 @@
-"""The one rollout loop: episodes over Gymnasium vector environments with batched inference.
+"""The one rollout loop: episodes over a Gymnasium vector environment, batched inference.
 
 ``run_episodes`` plays a list of :class:`EpisodeSpec` (seed, optional exact initial state,
-the policy's own random stream) on ``workers`` sub-environments: ``SyncVectorEnv`` for one
-worker, ``AsyncVectorEnv`` with the ``spawn`` start method for more (``fork`` hangs once the
-parent holds a GL context; renderers are created lazily inside the workers). Autoreset is
+the policy's own random stream) on the slots of a ``SyncVectorEnv`` (``make_vector_env``),
+asking the policy for all slots' actions in one ``predict_action`` call. Autoreset is
 disabled: a slot whose episode ended is reset explicitly to the next episode's state
-(``reset_mask``).
+(``reset_mask``). Parallelism over CPU cores is per episode, in processes that each run
+this loop (``eval.pool``, which says why not ``AsyncVectorEnv``); renderers are created
+lazily inside whichever process renders.
 
-Results do not depend on the worker count: every episode starts from its own seed and
-state, draws from its own ``torch.Generator``, and the policy is asked for one
+Results do not depend on the slot or worker count: every episode starts from its own seed
+and state, draws from its own ``torch.Generator``, and the policy is asked for one
 environment's actions at a time (``row_by_row``), because batched matrix products can
 change in the last bits with the batch size, and contacts amplify such differences into
 different trajectories. Records come back in the order of ``episodes``.
@@ -25,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from polymimic.datasets.obs import flatten_obs
 from polymimic.envs.labels import OTHER_BEHAVIOUR
@@ -69,14 +70,12 @@ class EpisodeOutcome:
 
 
 def make_vector_env(
-    env_id: str, env_kwargs: Mapping[str, Any], workers: int, trusted: bool = False
+    env_id: str, env_kwargs: Mapping[str, Any], slots: int, trusted: bool = False
 ) -> gym.vector.VectorEnv:
-    """``workers`` sub-environments with autoreset disabled (Sync for 1, Async+spawn else)."""
+    """``slots`` environments in this process, autoreset disabled (``SyncVectorEnv``)."""
     fns = [functools.partial(make_slot_env, env_id, dict(env_kwargs), k, trusted)
-           for k in range(workers)]  # fmt: skip
-    if workers == 1:
-        return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
-    return AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED)
+           for k in range(slots)]  # fmt: skip
+    return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
 
 
 class _Slots:

@@ -1,8 +1,4 @@
-"""What runs inside an evaluation worker process: the slot environment.
-
-Kept apart from ``eval.vector`` so that a spawned worker imports only polymimic's
-environments (about 1 s), not torch (about 3.5 s), which only the parent's policy needs.
-"""
+"""The slot environment of the rollout loop: a task that can start from a given state."""
 
 from __future__ import annotations
 
