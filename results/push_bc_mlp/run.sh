@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates results/push_bc_mlp: the full named Push dataset, BC-MLP, 100-episode eval.
+# Regenerates results/push_bc_mlp: the full named Push dataset, BC-MLP, and its evaluation
+# with the full and cpu protocols beside the operator population (run_protocol.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=results/push_bc_mlp
@@ -11,5 +12,4 @@ rm -rf /tmp/polymimic_push_bc_run  # train refuses to overwrite an existing run
 .venv/bin/polymimic train dataset="$DATA" policy=bc_mlp train.num_steps=20000 train.progress_bar=false \
   hydra.run.dir=/tmp/polymimic_push_bc_run
 cp /tmp/polymimic_push_bc_run/train_config.json /tmp/polymimic_push_bc_run/train_metrics.json $OUT/
-.venv/bin/polymimic eval --checkpoint /tmp/polymimic_push_bc_run/checkpoints/last --episodes 100 \
-  --video-episodes 0 --out-dir $OUT --dataset "$DATA"
+DATA="$DATA" RUN=/tmp/polymimic_push_bc_run bash $OUT/run_protocol.sh

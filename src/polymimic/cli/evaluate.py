@@ -96,7 +96,8 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
         f"{info.get('wall_s', 0.0):.0f} s",
         f"success rate          {_fmt(agg['success_rate'], agg['success_rate_ci95'])}",
         f"behaviour entropy     {_fmt(agg['behaviour_entropy'], agg['behaviour_entropy_ci95'])}"
-        f"  [{agg['num_successes']} successes, log base {agg['num_behaviours']}]",
+        f"  [{agg['num_successes']} successes, design effect {agg.get('design_effect', 1.0):.1f}, "
+        f"log base {agg['num_behaviours']}]",
         f"conditional entropy   {_fmt(agg['conditional_behaviour_entropy'], agg.get('conditional_behaviour_entropy_ci95'))}",
         f"KL to dataset         {_fmt(agg['kl_to_reference'])}",
         f"behaviours            {agg['behaviour_counts']}",
