@@ -113,8 +113,11 @@ def _summarise(f: h5py.File, check_values: bool) -> DatasetSummary:
     if not names:
         raise _error(f.filename, "'data' holds no demos")
     lengths = _check_demos(f, names, check_values)
-    total = data.attrs.get("total")
-    if total is None or int(total) != sum(lengths):
+    total = _decode_attr(data.attrs.get("total"))
+    whole = isinstance(total, int | float) and not isinstance(total, bool) and (
+        np.isfinite(total) and float(total).is_integer()
+    )
+    if not whole or int(total) != sum(lengths):
         problem = f"data.attrs['total'] is {total} but the demos hold {sum(lengths)} samples"
         raise _error(f.filename, f"{problem}; the file was modified or written incompletely")
     masks = {key: get_mask(f, key) for key in mask_keys(f)}
