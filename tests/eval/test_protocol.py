@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import types
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import polymimic  # noqa: F401  (registers the tasks)
+from eval_policies import Recorder, expert, untrained_bc
 from polymimic.cli.evaluate import summary_lines
 from polymimic.datasets.obs import flatten_obs
 from polymimic.datasets.spec import MAX_DATASET_SEEDS
@@ -32,9 +31,6 @@ from polymimic.eval.protocol import (
     rollout_seed,
 )
 from polymimic.eval.rollout import FINAL_EVAL_SEED_START, TRAIN_EVAL_SEED_START, evaluate_protocol
-from polymimic.operators import expert_operator
-from polymimic.operators.as_policy import OperatorPolicy
-from polymimic.policies.bc import BCConfig, BCPolicy
 
 PUSH = "polymimic/Push-v0"
 SHORT = {"max_episode_steps": 40}
@@ -45,45 +41,6 @@ def push_env() -> Any:
     env = gym.make(PUSH)
     yield env
     env.close()
-
-
-def expert(env: gym.Env) -> OperatorPolicy:
-    return OperatorPolicy(PUSH, expert_operator(PUSH), env.observation_space,
-                          int(np.prod(env.action_space.shape)), env.spec.max_episode_steps)  # fmt: skip
-
-
-def untrained_bc(env: gym.Env) -> BCPolicy:
-    keys = tuple(sorted(env.observation_space.spaces))
-    obs_dim = sum(int(np.prod(env.observation_space[k].shape)) for k in keys)
-    config = BCConfig(obs_keys=keys, obs_dim=obs_dim,
-                      action_dim=int(np.prod(env.action_space.shape)), hidden_dims=(16,))  # fmt: skip
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return BCPolicy(config)
-
-
-class Recorder:
-    """Wraps a policy; keeps every episode's observations (one worker: episodes in order)."""
-
-    def __init__(self, policy: Any) -> None:
-        self.policy, self.config = policy, policy.config
-        self.episodes: list[list[np.ndarray]] = []
-        self._current: dict[int, list[np.ndarray]] = {}
-
-    def reset(self, env_ids: Sequence[int] | None = None) -> None:
-        for env_id in env_ids if env_ids is not None else list(self._current):
-            self._current[env_id] = []
-            self.episodes.append(self._current[env_id])
-        self.policy.reset(env_ids)
-
-    def predict_action(self, obs: np.ndarray, generators=None, row_by_row=False) -> np.ndarray:
-        for env_id, row in enumerate(np.asarray(obs)):
-            self._current[env_id].append(row.copy())
-        return self.policy.predict_action(obs, generators, row_by_row=row_by_row)
-
-    def played(self) -> list[np.ndarray]:
-        """Each played episode's observations as one array (the last reset starts none)."""
-        return [np.stack(e) for e in self.episodes if e]
 
 
 # ----------------------------------------------------------------------- protocol numbers
@@ -265,7 +222,7 @@ def test_rollouts_of_a_context_start_from_its_stored_state(push_env: Any) -> Non
     # A deterministic policy: the R rollouts of a context are the same trajectory.
     bc = Recorder(untrained_bc(push_env))
     info = evaluate_protocol(SHORT, bc, small)
-    episodes, trajectories = info["per_episode"], bc.played()
+    episodes, trajectories = info["per_episode"], [np.stack(e) for e in bc.played()]
     assert len(trajectories) == len(episodes) == 6
     for episode, trajectory in zip(episodes, trajectories, strict=True):
         c = episode["context"]
@@ -279,7 +236,7 @@ def test_rollouts_of_a_context_start_from_its_stored_state(push_env: Any) -> Non
     # different rollouts.
     operator = Recorder(expert(push_env))
     info = evaluate_protocol({}, operator, small)
-    episodes, trajectories = info["per_episode"], operator.played()
+    episodes, trajectories = info["per_episode"], [np.stack(e) for e in operator.played()]
     for episode, trajectory in zip(episodes, trajectories, strict=True):
         c = episode["context"]
         assert episode["env_context"] == expected_context[c] and episode["success"]

@@ -8,23 +8,19 @@ spawns workers (each spawn costs seconds of start-up on a small machine).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 import polymimic  # noqa: F401  (registers the tasks)
+from eval_policies import Recorder, expert, untrained_bc
 from polymimic.datasets.obs import flatten_obs
 from polymimic.eval.protocol import SPLIT_SEED_START, load_contexts, protocol
 from polymimic.eval.rollout import evaluate_protocol
 from polymimic.eval.vector import EpisodeSpec, make_vector_env, run_episodes
-from polymimic.operators import expert_operator
-from polymimic.operators.as_policy import OperatorPolicy
-from polymimic.policies.bc import BCConfig, BCPolicy
 
 PUSH = "polymimic/Push-v0"
 SHORT = {"max_episode_steps": 40}  # an untrained policy never succeeds: cap its episodes
@@ -35,47 +31,6 @@ def push_env() -> Any:
     env = gym.make(PUSH)
     yield env
     env.close()
-
-
-def expert(env: gym.Env) -> OperatorPolicy:
-    """The scripted expert behind the policy interface: succeeds, ends episodes early."""
-    return OperatorPolicy(PUSH, expert_operator(PUSH), env.observation_space,
-                          int(np.prod(env.action_space.shape)), env.spec.max_episode_steps)  # fmt: skip
-
-
-def untrained_bc(env: gym.Env) -> BCPolicy:
-    """A small deterministic learner sized for Push (default normalisation)."""
-    keys = tuple(sorted(env.observation_space.spaces))
-    obs_dim = sum(int(np.prod(env.observation_space[k].shape)) for k in keys)
-    config = BCConfig(obs_keys=keys, obs_dim=obs_dim,
-                      action_dim=int(np.prod(env.action_space.shape)), hidden_dims=(16,))  # fmt: skip
-    with torch.random.fork_rng():  # fixed weights, the caller's RNG untouched
-        torch.manual_seed(0)
-        return BCPolicy(config)
-
-
-class Recorder:
-    """Wraps a policy; keeps every episode's observations (one worker: episodes in order)."""
-
-    def __init__(self, policy: Any) -> None:
-        self.policy, self.config = policy, policy.config
-        self.episodes: list[list[np.ndarray]] = []
-        self._current: dict[int, list[np.ndarray]] = {}
-
-    def reset(self, env_ids: Sequence[int] | None = None) -> None:
-        for env_id in env_ids if env_ids is not None else list(self._current):
-            self._current[env_id] = []
-            self.episodes.append(self._current[env_id])
-        self.policy.reset(env_ids)
-
-    def predict_action(self, obs: np.ndarray, generators=None, row_by_row=False) -> np.ndarray:
-        for env_id, row in enumerate(np.asarray(obs)):
-            self._current[env_id].append(row.copy())
-        return self.policy.predict_action(obs, generators, row_by_row=row_by_row)
-
-    def played(self) -> list[list[np.ndarray]]:
-        """The episodes that got at least one action (the last reset starts none)."""
-        return [e for e in self.episodes if e]
 
 
 class NanEveryOtherEpisode(Recorder):

@@ -375,7 +375,6 @@ def _decode_attr(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-@_reports_damage
 def _attr(owner: h5py.Group, key: str) -> Any:
     """``owner.attrs[key]`` decoded (None when absent); an unreadable datatype is damage."""
     try:
@@ -385,6 +384,7 @@ def _attr(owner: h5py.Group, key: str) -> Any:
         raise _corrupt(owner.file.filename, problem, exc) from None
 
 
+@_reports_damage
 def demo_attrs(demo: h5py.Group) -> dict[str, Any]:
     """A demo's attributes (without ``num_samples``) as plain str/int/float/bool values.
 
