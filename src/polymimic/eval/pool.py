@@ -38,8 +38,10 @@ def _init_worker(
     _WORKER["policy"] = policy
 
 
-def _run_chunk(episodes: Sequence[EpisodeSpec], video: Sequence[int]) -> list[EpisodeOutcome]:
-    return run_episodes(_WORKER["vec"], _WORKER["policy"], episodes, video)
+def _run_chunk(
+    episodes: Sequence[EpisodeSpec], video: Sequence[int], offset: int
+) -> list[EpisodeOutcome]:
+    return run_episodes(_WORKER["vec"], _WORKER["policy"], episodes, video, offset)
 
 
 def run_in_processes(
@@ -79,7 +81,7 @@ def run_in_processes(
     ) as pool:  # fmt: skip
         futures = [
             pool.submit(_run_chunk, episodes[s : s + size],
-                        [i - s for i in range(s, min(s + size, len(episodes))) if i in wanted])
+                        [i - s for i in range(s, min(s + size, len(episodes))) if i in wanted], s)
             for s in starts
         ]  # fmt: skip
         return [outcome for future in futures for outcome in future.result()]

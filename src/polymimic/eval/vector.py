@@ -87,6 +87,7 @@ class _Slots:
         self.outcomes: dict[int, EpisodeOutcome] = {}
         self.video = set(video)
         self.generators = [torch.Generator() for _ in range(workers)]
+        self.index_offset = 0
 
     def assign(self, slots: Sequence[int]) -> tuple[list[int | None], dict[int, Any]]:
         """Give each slot the next episode (or none); the seeds and states to reset with."""
@@ -116,6 +117,7 @@ def run_episodes(
     policy: Any,
     episodes: Sequence[EpisodeSpec],
     video: Collection[int] = (),
+    index_offset: int = 0,
 ) -> list[EpisodeOutcome]:
     """Play ``episodes`` on ``vec``; outcomes in the order of ``episodes``.
 
@@ -124,12 +126,16 @@ def run_episodes(
         policy: ``config.obs_keys``, ``reset(env_ids)``, ``predict_action(obs, generators,
             row_by_row=True)`` (``polymimic.policies.base.Policy``).
         episodes: what to play.
+        index_offset: added to an episode's position in ``episodes`` to give the index a
+            policy's optional ``start_episode(slot, index)`` hook receives (a chunk of a
+            larger list passes its start).
         video: indices of the episodes whose rendered frames to keep (the env
             must render ``rgb_array``).
     """
     workers = vec.num_envs
     slots = _Slots(episodes, workers, video)
     keys = tuple(policy.config.obs_keys)
+    slots.index_offset = index_offset
     obs, info = _reset(vec, slots, policy, list(range(workers)))
     while any(current is not None for current in slots.current):
         flat = flatten_obs(obs, keys).reshape(workers, -1)
@@ -172,6 +178,11 @@ def _reset(
         if outcome is not None:
             outcome.env_context = _info_value(reset_info, "context", slot)
     policy.reset(which)
+    start = getattr(policy, "start_episode", None)  # optional: policies that need the index
+    if start is not None:
+        for slot in which:
+            if slots.current[slot] is not None:
+                start(slot, slots.index_offset + slots.current[slot][0])
     _record_frames(vec, slots, only=which)
     return obs, reset_info
 

@@ -7,8 +7,9 @@ rows a learner receives, rebuilds the dict observation the scripts read, and sta
 episode script (a new intention) for an environment whenever it is reset. The episode's
 seed is drawn from that environment's ``torch.Generator``, so rollouts of one context differ
 exactly as a stochastic learner's would. Given several operators (a dataset's population),
-each episode's operator is drawn uniformly from them with the same generator, so the
-population's mixture is evaluated as one policy.
+episode ``i`` of an evaluation is played by operator ``i mod n`` (the rollout loop's
+``start_episode`` hook), so each operator plays an equal share, as each gave an equal share
+of the dataset; without the hook the operator is drawn uniformly with the generator.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class OperatorPolicy:
         labels = [op.labels() for op in self.operators]
         self.config = OperatorPolicyConfig(keys, sum(self.widths), action_dim, labels)
         self.scripts: dict[int, Any] = {}
+        self.assigned: dict[int, int] = {}  # env -> operator index of its current episode
+
+    def start_episode(self, env_id: int, index: int) -> None:
+        """The rollout loop's hook: episode ``index`` starts in ``env_id``."""
+        self.assigned[env_id] = index % len(self.operators)
 
     def reset(self, env_ids: Sequence[int] | None = None) -> None:
         """Forget the scripts of ``env_ids`` (None: all); the next call starts new episodes."""
@@ -69,6 +75,7 @@ class OperatorPolicy:
                 generator = generators[env_id] if generators is not None else torch.Generator()
                 seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
                 pick = int(torch.randint(0, len(self.operators), (1,), generator=generator))
+                pick = self.assigned.pop(env_id, pick)
                 self.scripts[env_id] = episode_script(
                     self.operators[pick], self.entry.script_factory, seed, self.horizon,
                     self.motion_dims,
