@@ -15,6 +15,14 @@ from polymimic.operators.as_policy import OperatorPolicy
 from polymimic.policies.bc import BCConfig, BCPolicy
 
 PUSH = "polymimic/Push-v0"
+#: The keys ``eval_info.json``'s ``aggregated`` block documents (``polymimic.eval.aggregate``).
+AGGREGATED_KEYS = frozenset({
+    "num_episodes", "num_successes", "success_rate", "success_rate_ci95", "design_effect",
+    "behaviour_counts", "behaviour_distribution", "num_behaviours", "behaviour_entropy",
+    "behaviour_entropy_ci95", "conditional_behaviour_entropy",
+    "conditional_behaviour_entropy_ci95", "kl_to_reference", "d3il_score",
+    "num_invalid_action_episodes", "mean_return", "mean_length",
+})  # fmt: skip
 
 
 def expert(env: gym.Env) -> OperatorPolicy:

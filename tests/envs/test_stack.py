@@ -143,7 +143,8 @@ def test_fingers_stop_at_the_cube_faces(block: str) -> None:
 def test_held_cube_does_not_slip_over_a_full_episode() -> None:
     """The heaviest cube, carried around and then held for max_episode_steps steps.
 
-    DESIGN.md's pitfall: a soft grip slips ~1-3 mm/s, which a 2 s test does not show.
+    A known pitfall (impratio 1 in the grasping prototype): a soft grip slips ~1-3 mm/s,
+    which a 2 s test does not show.
     """
     env = _make()
     _place(env, green=PARKED["green"], blue=PARKED["blue"], red=(0.45, -0.1, 0.025, 0.15))

@@ -2,14 +2,16 @@
 
 Two fingers slide along the flange's y axis (world y when the tool points down at zero
 yaw), each driven by its own position servo. Nothing welds or attaches an object: a
-cube is held only by the pads' squeeze and friction. The parameters start from the
-prototype's (DESIGN.md, "Grasping"), with the two changes marked, measured in this scene
+cube is held only by the pads' squeeze and friction. The parameters start from a
+grasping prototype built before this package (position servos kp 200, +-20 N, finger damping
+30, friction 1.5, elliptic cones, impratio 10, 2 ms timestep: 50/50 pick-and-stack of
+4-5 cm, 0.1-0.3 kg cubes), with the two changes marked, measured in this scene
 (the 0.3 kg cube held closed for a whole 50 s episode creeps 1.7 mm; with impratio 1
 it creeps 16 mm):
 
 * slide joints 0..4 cm (the joint value is the pad's inner face distance from the
   gripper's centre plane, so the opening between the pads is the sum of both);
-* position servos kp 400 (DESIGN.md's prototype: 200), force limit +-20 N, commanded 0
+* position servos kp 400 (the prototype's: 200), force limit +-20 N, commanded 0
   (closed) or 4 cm (open): on a 4-5 cm cube a closed servo squeezes with
   ``kp * half width`` = 8-10 N per finger (with 4-5 N the 0.3 kg cube slid 3-5 mm down
   the pads while being lifted);

@@ -17,7 +17,9 @@ import numpy as np
 
 from polymimic.envs.ik import dls_joint_targets
 
-# (a [m], d [m], alpha [rad], lower limit, upper limit) per joint; REFERENCES.md.
+# (a [m], d [m], alpha [rad], lower limit, upper limit) per joint: the Franka Emika Panda's
+# modified DH parameters (Craig's convention) and joint limits as published by the
+# manufacturer, Franka Emika.
 PANDA_DH: tuple[tuple[float, float, float, float, float], ...] = (
     (0.0, 0.333, 0.0, -2.8973, 2.8973),
     (0.0, 0.0, -math.pi / 2, -1.7628, 1.7628),

@@ -1,7 +1,7 @@
 """What every simulated operator is, and the one function that records a demonstration.
 
 An operator is a seeded, deterministic closed-loop script described by three orthogonal
-parts (DESIGN.md): a *strategy* (a preference over the task's behaviours, drawn per
+parts: a *strategy* (a preference over the task's behaviours, drawn per
 episode and independent of the initial state), a *style* (how a behaviour is executed)
 and a *skill* (time-correlated errors, mapped to robomimic's worse/okay/better).
 """
