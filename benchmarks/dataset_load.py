@@ -38,7 +38,7 @@ from typing import Any
 
 OBS_KEYS = ("tip_pos", "tip_target", "red_block", "green_block")
 SEQ = 10
-DATASET = "polymimic/push/multi-operator-v0"
+DATASET = "polymimic/push/multi-operator-v1"
 RESULTS = Path("results/benchmarks")
 
 

@@ -25,7 +25,7 @@ import gymnasium as gym
 import polymimic
 from polymimic.envs import TASK_IDS
 from polymimic.io import atomic_write_json, library_versions
-from polymimic.operators import expert_operator, record_episode, script_factory, task_behaviours
+from polymimic.operators import expert_operator, record_episode, task_behaviours
 
 MANY_BEHAVIOURS = 6
 
@@ -38,13 +38,12 @@ def measure_task(env_id: str, episodes: int, many_episodes: int) -> dict[str, An
     # A balanced request: episode i asks for behaviour i mod |B|, so every behaviour is
     # requested equally often and the frequencies measure the expert, not the dice.
     operators = [expert_operator(env_id, behaviours=(label,)) for label in behaviours]
-    factory = script_factory(env_id)
     realised: collections.Counter[str] = collections.Counter()
     successes, matched, steps = 0, 0, 0
     start = time.perf_counter()
     for seed in range(count):
         operator = operators[seed % len(operators)]
-        attrs = (episode := record_episode(env, operator, factory, seed)).attrs
+        attrs = (episode := record_episode(env, operator, seed)).attrs
         successes += bool(attrs["success"])
         matched += attrs["behaviour"] == attrs["intended_behaviour"]
         realised[attrs["behaviour"]] += 1

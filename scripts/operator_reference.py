@@ -1,6 +1,6 @@
 """Evaluate a named dataset's operator population with the evaluation protocol.
 
-    python scripts/operator_reference.py --dataset polymimic/push/multi-operator-v0 \\
+    python scripts/operator_reference.py --dataset polymimic/push/multi-operator-v1 \\
         --protocol full --workers 2 --data /tmp/polymimic_push_full.hdf5 --out results/operators_eval/push
 
 The population (each episode's operator drawn uniformly, as the dataset holds equally many
@@ -46,7 +46,7 @@ def collection_stats(path: Path, num_behaviours: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="polymimic/push/multi-operator-v0")
+    parser.add_argument("--dataset", default="polymimic/push/multi-operator-v1")
     parser.add_argument("--protocol", default="full")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data", type=Path, default=None, help="the generated dataset file")

@@ -1,13 +1,15 @@
 """Per-quality-group success, length, jerk and realised behaviour (Markdown table).
 
     python scripts/quality_table.py DATASET.hdf5
-    python scripts/quality_table.py --operators polymimic/Push-v0 [--episodes 30 --seed 1000]
+    python scripts/quality_table.py --operators polymimic/Push-v1 [--episodes 30 --seed 1000]
+    python scripts/quality_table.py --population polymimic/push/multi-operator-v1 [--episodes 20]
 
 The first form reads any polymimic dataset and groups its demos by their ``quality`` attr
 (robomimic's better / okay / worse). The second records fresh episodes of the task's
 ``*_SKILLS`` operators (its expert style, a uniform strategy over its behaviours, episode
 seeds ``seed .. seed + episodes - 1`` for every quality) without writing a dataset: the
-measurement behind the skills' calibration.
+measurement behind the skills' calibration. The third records the first demos of every
+operator of a named dataset exactly as generation would (one row per operator).
 
 Jerk is :func:`polymimic.datasets.diagnostics.rms_jerk` of the measured tip position
 (``obs/tip_pos``, m/s^3) with dt the task's control period, read from its registered class
@@ -28,24 +30,35 @@ import gymnasium as gym
 import numpy as np
 
 import polymimic  # noqa: F401  (registers the tasks)
+from polymimic.datasets import motion
 from polymimic.datasets.diagnostics import END_EFFECTOR_KEY, control_dt, rms_jerk
 from polymimic.datasets.hdf5 import _decode_attr, demo_names, open_dataset, read_env_args
+from polymimic.datasets.registry import dataset_spec
 from polymimic.operators import Operator, Strategy, record_episode, task_behaviours, task_operators
-from polymimic.operators.align import ALIGN_SKILLS
-from polymimic.operators.avoid import AVOID_SKILLS
-from polymimic.operators.push import PUSH_SKILLS
-from polymimic.operators.sort import SORT_SKILLS
-from polymimic.operators.stack import STACK_SKILLS
+from polymimic.operators.align import ALIGN_SKILLS, ALIGN_STYLES
+from polymimic.operators.avoid import AVOID_SKILLS, AVOID_STYLES
+from polymimic.operators.push import PUSH_SKILLS, PUSH_STYLES
+from polymimic.operators.sort import SORT_SKILLS, SORT_STYLES
+from polymimic.operators.stack import STACK_SKILLS, STACK_STYLES
 
 QUALITIES = ("better", "okay", "worse")
 TASK_SKILLS = {
-    "polymimic/Push-v0": PUSH_SKILLS,
-    "polymimic/Avoid-v0": AVOID_SKILLS,
-    "polymimic/Align-v0": ALIGN_SKILLS,
-    "polymimic/Sort2-v0": SORT_SKILLS,
-    "polymimic/Sort4-v0": SORT_SKILLS,
-    "polymimic/Sort6-v0": SORT_SKILLS,
-    "polymimic/Stack-v0": STACK_SKILLS,
+    "polymimic/Push-v1": PUSH_SKILLS,
+    "polymimic/Avoid-v1": AVOID_SKILLS,
+    "polymimic/Align-v1": ALIGN_SKILLS,
+    "polymimic/Sort2-v1": SORT_SKILLS,
+    "polymimic/Sort4-v1": SORT_SKILLS,
+    "polymimic/Sort6-v1": SORT_SKILLS,
+    "polymimic/Stack-v1": STACK_SKILLS,
+}
+TASK_STYLES = {
+    "polymimic/Push-v1": PUSH_STYLES,
+    "polymimic/Avoid-v1": AVOID_STYLES,
+    "polymimic/Align-v1": ALIGN_STYLES,
+    "polymimic/Sort2-v1": SORT_STYLES,
+    "polymimic/Sort4-v1": SORT_STYLES,
+    "polymimic/Sort6-v1": SORT_STYLES,
+    "polymimic/Stack-v1": STACK_STYLES,
 }
 Group = dict[str, list]
 
@@ -54,10 +67,13 @@ def _new_groups() -> dict[str, Group]:
     return collections.defaultdict(lambda: collections.defaultdict(list))
 
 
-def _add(group: Group, success: bool, path: np.ndarray, realised: bool | None) -> None:
+def _add(group: Group, success: bool, path: np.ndarray, realised: bool | None,
+         actions: np.ndarray | None = None) -> None:  # fmt: skip
     group["success"].append(success)
     group["length"].append(len(path))
     group["paths"].append(path)
+    if actions is not None:
+        group["actions"].append(actions)
     if success and realised is not None:
         group["realised"].append(realised)
 
@@ -77,20 +93,24 @@ def read_dataset(path: str) -> tuple[dict[str, Group], float | None, str]:
             if "behaviour" in attrs and "intended_behaviour" in attrs:
                 realised = attrs["behaviour"] == attrs["intended_behaviour"]
             quality = str(attrs.get("quality", "(none)"))
-            _add(groups[quality], bool(attrs.get("success", False)), path_array, realised)
+            _add(groups[quality], bool(attrs.get("success", False)), path_array, realised,
+                 demo["actions"][()])
     return groups, control_dt(env_args), source
 
 
-def _record(job: tuple[str, str, int]) -> tuple[str, bool, np.ndarray, bool]:
+def _record(job: tuple[str, str, int, str | None]) -> tuple[str, bool, np.ndarray, bool, np.ndarray]:
     """One episode of the task's ``quality`` operator (runs in a worker process)."""
-    env_id, quality, seed = job
+    env_id, quality, seed, style = job
     entry = task_operators(env_id)
-    strategy = Strategy("uniform", {label: 1.0 for label in task_behaviours(env_id)})
+    strategy = Strategy("uniform", {label: 1.0 for label in task_behaviours(env_id)},
+                        scene_weight=0.0, change_of_mind=0.0)  # fmt: skip
     skill = TASK_SKILLS[env_id][quality]
-    operator = Operator(quality, strategy, entry.expert_style, skill, seed=100)
-    episode = record_episode(_env(env_id), operator, entry.script_factory, seed)
+    style_value = TASK_STYLES[env_id][style] if style else entry.expert_style
+    operator = Operator(quality, strategy, style_value, skill, seed=100)
+    episode = record_episode(_env(env_id), operator, seed)
     realised = episode.attrs["behaviour"] == episode.attrs["intended_behaviour"]
-    return quality, episode.attrs["success"], episode.obs[END_EFFECTOR_KEY], realised
+    return (quality, episode.attrs["success"], episode.obs[END_EFFECTOR_KEY], realised,
+            episode.actions)  # fmt: skip
 
 
 _ENVS: dict[str, gym.Env] = {}
@@ -103,17 +123,48 @@ def _env(env_id: str) -> gym.Env:
     return _ENVS[env_id]
 
 
+def _record_member(job: tuple[str, int, int]) -> tuple[str, bool, np.ndarray, bool, np.ndarray]:
+    """One demo of a named dataset's operator (its strategy, style and skill)."""
+    name, operator_index, demo_index = job
+    spec = dataset_spec(name)
+    operator = spec.operators[operator_index]
+    seed = spec.episode_seed(operator_index, demo_index)
+    episode = record_episode(_env(spec.env_id), operator, seed)
+    realised = episode.attrs["behaviour"] == episode.attrs["intended_behaviour"]
+    label = f"{operator.skill.quality} {operator.operator_id} {episode.attrs['style']}"
+    return label, episode.attrs["success"], episode.obs[END_EFFECTOR_KEY], realised, episode.actions
+
+
+def record_population(name: str, episodes: int, workers: int) -> tuple[dict[str, Group], float | None, str]:
+    """Per-operator groups of the first ``episodes`` demos of each operator of a named dataset."""
+    spec = dataset_spec(name)
+    jobs = [(name, k, i) for k in range(len(spec.operators)) for i in range(episodes)]
+    if workers <= 1:
+        results = [_record_member(job) for job in jobs]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            results = list(pool.map(_record_member, jobs, chunksize=2))
+    groups = _new_groups()
+    for label, success, path, realised, actions in results:
+        _add(groups[label], success, path, realised, actions)
+    return groups, control_dt({"env_name": spec.env_id}), END_EFFECTOR_KEY
+
+
 def record_operators(
-    env_id: str, episodes: int, seed: int, workers: int
+    env_id: str, episodes: int, seed: int, workers: int, style: str | None = None
 ) -> tuple[dict[str, Group], float | None, str]:
     """Per-quality groups of freshly recorded episodes of a task's skill table."""
-    jobs = [(env_id, q, seed + i) for q in TASK_SKILLS[env_id] for i in range(episodes)]
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        results = list(pool.map(_record, jobs, chunksize=4))
+    jobs = [(env_id, q, seed + i, style) for q in TASK_SKILLS[env_id] for i in range(episodes)]
+    if workers <= 1:
+        results = [_record(job) for job in jobs]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            results = list(pool.map(_record, jobs, chunksize=4))
     groups = _new_groups()
-    for quality, success, path, realised in results:
-        _add(groups[quality], success, path, realised)
+    for quality, success, path, realised, actions in results:
+        _add(groups[quality], success, path, realised, actions)
     return groups, control_dt({"env_name": env_id}), END_EFFECTOR_KEY
 
 
@@ -121,17 +172,26 @@ def table(groups: dict[str, Group], dt: float | None, source: str) -> str:
     """The Markdown table of per-quality success, length, jerk and realised behaviour."""
     units = ("m" if source != "actions" else "action units") + ("/s^3" if dt else "/step^3")
     lines = [
-        f"| quality | demos | success | mean length (steps) | RMS jerk ({units}) | realised |",
-        "|---|---|---|---|---|---|",
+        f"| quality | demos | success | mean length (steps) | success length | mean speed (m/s) "
+        f"| tip power > 3 Hz | action power > 3 Hz | RMS jerk ({units}) | realised |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    order = [q for q in QUALITIES if q in groups] + sorted(set(groups) - set(QUALITIES))
+    order = [q for q in QUALITIES if q in groups] + sorted(set(groups) - set(QUALITIES),
+                                                            key=lambda g: (QUALITIES.index(g.split()[0]) if g.split()[0] in QUALITIES else 9, g))  # fmt: skip
     for quality in order:
         g = groups[quality]
         jerk = rms_jerk(g["paths"], dt or 1.0)
         realised = f"{np.mean(g['realised']):.2f}" if g["realised"] else "n/a"
+        step = dt or 1.0
+        ok = [n for n, s in zip(g["length"], g["success"], strict=True) if s]
+        ok_length = f"{np.mean(ok):.1f}" if ok else "n/a"
+        speed = np.mean([motion.mean_speed(p, step) for p in g["paths"]])
+        tip_hf = motion.high_frequency_fraction([motion.velocities(p, step) for p in g["paths"]], step)
+        act_hf = motion.high_frequency_fraction(g["actions"], step) if g["actions"] else float("nan")
         lines.append(
             f"| {quality} | {len(g['success'])} | {np.mean(g['success']):.3f} | "
-            f"{np.mean(g['length']):.1f} | {jerk:.2f} | {realised} |"
+            f"{np.mean(g['length']):.1f} | {ok_length} | {speed:.3f} | {tip_hf:.3f} | "
+            f"{act_hf:.3f} | {jerk:.2f} | {realised} |"
         )
     return "\n".join(lines)
 
@@ -144,11 +204,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=30, help="episodes per quality")
     parser.add_argument("--seed", type=int, default=1000, help="first episode seed")
     parser.add_argument("--workers", type=int, default=2, help="processes for --operators")
+    parser.add_argument("--style", help="style name for --operators (default: the expert's)")
+    parser.add_argument("--population", metavar="DATASET",
+                        help="record each operator of a named dataset (its own strategy, "
+                             "style, skill and the dataset's seeds) instead")  # fmt: skip
     args = parser.parse_args(argv)
-    if (args.dataset is None) == (args.operators is None):
-        parser.error("give either a dataset or --operators ENV_ID")
-    if args.operators:
-        result: Any = record_operators(args.operators, args.episodes, args.seed, args.workers)
+    if sum(x is not None for x in (args.dataset, args.operators, args.population)) != 1:
+        parser.error("give one of: a dataset, --operators ENV_ID, --population DATASET")
+    if args.population:
+        result: Any = record_population(args.population, args.episodes, args.workers)
+    elif args.operators:
+        result = record_operators(
+            args.operators, args.episodes, args.seed, args.workers, args.style
+        )
     else:
         result = read_dataset(args.dataset)
     print(table(*result))

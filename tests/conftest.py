@@ -13,9 +13,9 @@ from polymimic.datasets.registry import dataset_spec
 
 @pytest.fixture(scope="session")
 def tiny_push_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One demo per operator of ``polymimic/push/multi-operator-v0`` (6 demos)."""
+    """One demo per operator of ``polymimic/push/multi-operator-v1`` (6 demos)."""
     path = tmp_path_factory.mktemp("data") / "push_tiny.hdf5"
-    spec = dataset_spec("polymimic/push/multi-operator-v0")
+    spec = dataset_spec("polymimic/push/multi-operator-v1")
     return generate_dataset(spec, path, demos_per_operator=1)
 
 

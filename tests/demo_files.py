@@ -25,7 +25,7 @@ def write_demo_file(
     ``write_dataset`` does not do; that is what the hand-written test files need.
     """
     env_args = env_args or {
-        "env_name": "polymimic/Push-v0", "type": 2, "env_kwargs": {}, "env_version": "0.1.0",
+        "env_name": "polymimic/Push-v1", "type": 2, "env_kwargs": {}, "env_version": "0.1.0",
     }
     with h5py.File(path, "w") as f:
         data = f.create_group("data")

@@ -14,7 +14,7 @@ from polymimic.operators import expert_operator
 from polymimic.operators.as_policy import OperatorPolicy
 from polymimic.policies.bc import BCConfig, BCPolicy
 
-PUSH = "polymimic/Push-v0"
+PUSH = "polymimic/Push-v1"
 #: The keys ``eval_info.json``'s ``aggregated`` block documents (``polymimic.eval.aggregate``).
 AGGREGATED_KEYS = frozenset({
     "num_episodes", "num_successes", "success_rate", "success_rate_ci95", "design_effect",

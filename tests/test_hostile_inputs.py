@@ -50,7 +50,7 @@ import pytest
 TABLE_PATH = Path("/tmp/hostile_table.json")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 ENV.pop("HYDRA_FULL_ERROR", None)
-PUSH = "polymimic/Push-v0"
+PUSH = "polymimic/Push-v1"
 MARKER = "IMPORTED_MARKER"
 EVIL_MODULE = textwrap.dedent(
     '''
@@ -1029,7 +1029,7 @@ ENV_REQUESTS = {
     "kw_render": ({"env_name": PUSH, "env_kwargs": {"render_mode": "human"}}, ("render_mode",)),
     "kw_bool_size": ({"env_name": PUSH, "env_kwargs": {"camera_width": True}}, ("camera_width",)),
     "not_object": ("evilmod:Evil-v0", ("env_name",)),
-    "id_not_string": ({"env_name": ["polymimic/Push-v0"], "env_kwargs": {}}, ("not a polymimic task",)),
+    "id_not_string": ({"env_name": ["polymimic/Push-v1"], "env_kwargs": {}}, ("not a polymimic task",)),
 }
 
 

@@ -49,7 +49,7 @@ def test_generate_train_eval(tmp_path: Path) -> None:
     assert "success rate" in out.stdout and "behaviour entropy" in out.stdout
     assert "protocol custom" in out.stdout and "1 contexts x 2 rollouts" in out.stdout
     eval_info = json.loads((eval_dir / "eval_info.json").read_text())
-    assert eval_info["env"]["id"] == "polymimic/Push-v0"
+    assert eval_info["env"]["id"] == "polymimic/Push-v1"
     assert eval_info["protocol"]["name"] == "custom" and eval_info["protocol"]["split"] == "test"
     start = SPLIT_SEED_START["test"]
     assert [(e["context"], e["rollout"], e["seed"]) for e in eval_info["per_episode"]] == [

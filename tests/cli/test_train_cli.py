@@ -62,7 +62,7 @@ def test_single_run_writes_checkpoint_and_resolved_config(h5_path: Path, tmp_pat
     assert policy.config.obs_horizon == 2 and policy.config.hidden_dims == (16, 16)
     assert policy.predict_action(np.zeros((3, 6), dtype=np.float32)).shape == (3, 2)
     document = json.loads((run_dir / "checkpoints" / "last" / "config.json").read_text())
-    assert document["step"] == 10 and document["env_args"]["env_name"] == "polymimic/Push-v0"
+    assert document["step"] == 10 and document["env_args"]["env_name"] == "polymimic/Push-v1"
     log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 10
     assert not (tmp_path / "outputs").exists()  # hydra.run.dir was honoured

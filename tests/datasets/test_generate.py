@@ -32,7 +32,7 @@ from polymimic.datasets.manifest import (
 from polymimic.datasets.registry import DATA_HOME_ENV, dataset_path, dataset_spec
 from polymimic.datasets.validate import validate_dataset
 
-NAME = "polymimic/push/multi-operator-v0"
+NAME = "polymimic/push/multi-operator-v1"
 SPEC = dataset_spec(NAME)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -172,9 +172,12 @@ def test_finished_output_is_reused_or_replaced_only_on_request(
         generate_dataset(SPEC, out, 2, if_exists="reuse")
     # Same name and count, but one operator's skill recalibrated: the file is stale.
     first = SPEC.operators[0]
+    motor = dataclasses.replace(
+        first.skill.motor, endpoint_noise=first.skill.motor.endpoint_noise + 0.001
+    )
     recalibrated = dataclasses.replace(
         SPEC, operators=(dataclasses.replace(first, skill=dataclasses.replace(
-            first.skill, drift=first.skill.drift + 0.001)), *SPEC.operators[1:]),
+            first.skill, motor=motor)), *SPEC.operators[1:]),
     )
     with pytest.raises(GenerationError, match="other parameters.*operator_definitions.*overwrite"):
         generate_dataset(recalibrated, out, 1, if_exists="reuse")
@@ -193,10 +196,10 @@ def test_finished_output_is_reused_or_replaced_only_on_request(
 
 def test_failed_mask_holds_exactly_the_failed_demos(tmp_path: Path) -> None:
     # A fast, skilled operator and a slow, unskilled one under a time limit between their
-    # usual episode lengths (~100 and ~260 steps), so the file holds both outcomes.
+    # usual episode lengths (~215 and ~410 steps), so the file holds both outcomes.
     spec = dataclasses.replace(
         SPEC, name="test/push/time-limited-v0", operators=(SPEC.operators[0], SPEC.operators[5]),
-        env_kwargs={"max_episode_steps": 150},
+        env_kwargs={"max_episode_steps": 300},
     )
     path = generate_dataset(spec, tmp_path / "limited.hdf5", 2, valid_fraction=0.5)
     with h5py.File(path, "r") as f:
@@ -215,7 +218,7 @@ def test_failed_mask_holds_exactly_the_failed_demos(tmp_path: Path) -> None:
 
 def test_data_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(DATA_HOME_ENV, str(tmp_path / "home"))
-    expected = tmp_path / "home" / "polymimic" / "push" / "multi-operator-v0" / "data" / "demos.hdf5"
+    expected = tmp_path / "home" / "polymimic" / "push" / "multi-operator-v1" / "data" / "demos.hdf5"
     assert dataset_path(NAME) == expected
     assert dataset_path(NAME, home=tmp_path / "x") == tmp_path / "x" / NAME / "data" / "demos.hdf5"
     monkeypatch.delenv(DATA_HOME_ENV)

@@ -25,7 +25,7 @@ from polymimic.datasets.hdf5 import (
 )
 
 ENV_ARGS = {
-    "env_name": "polymimic/Push-v0",
+    "env_name": "polymimic/Push-v1",
     "type": 4,
     "env_kwargs": {"obs_mode": "state"},
     "env_version": "0.1.0",
@@ -118,7 +118,7 @@ def test_layout_is_what_robomimic_sequence_dataset_reads(dataset: Path) -> None:
     with h5py.File(dataset, "r") as f:
         env_meta = json.loads(f["data"].attrs["env_args"])
         assert {"env_name", "type", "env_kwargs"} <= env_meta.keys()
-        assert env_meta["env_name"] == "polymimic/Push-v0"
+        assert env_meta["env_name"] == "polymimic/Push-v1"
         demos = list(f["data"].keys())
         inds = np.argsort([int(elem[5:]) for elem in demos])  # robomimic's ordering
         assert [demos[i] for i in inds] == ["demo_0", "demo_1", "demo_2"]

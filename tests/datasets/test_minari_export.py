@@ -12,7 +12,7 @@ import pytest
 from polymimic.cli.main import main
 from polymimic.datasets.minari_export import MinariNotInstalledError, export_minari
 
-DATASET_ID = "polymimic/push/multi-operator-v0"
+DATASET_ID = "polymimic/push/multi-operator-v1"
 
 
 def test_export_round_trips_through_minari_load_dataset(
@@ -43,7 +43,7 @@ def test_export_round_trips_through_minari_load_dataset(
             assert meta["polymimic_demo"] == name
             assert meta["operator"] == demo.attrs["operator"]
             assert meta["seed"] == demo.attrs["seed"]
-    assert dataset.recover_environment().spec.id == "polymimic/Push-v0"
+    assert dataset.recover_environment().spec.id == "polymimic/Push-v1"
 
 
 def test_export_of_a_filter_key_and_refusal_of_an_existing_id(

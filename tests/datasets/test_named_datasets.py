@@ -22,7 +22,7 @@ from polymimic.operators import TASK_OPERATORS, Operator, Strategy, task_behavio
 
 SPECS = list(DATASETS.values())
 NAMES = [spec.name for spec in SPECS]
-PUSH = DATASETS["polymimic/push/multi-operator-v0"]
+PUSH = DATASETS["polymimic/push/multi-operator-v1"]
 # A behaviour's expected demo count over the full dataset must reach this ("sizeable").
 MIN_EXPECTED_DEMOS = 20
 # Sort6 and Stack have the suite's longest episodes (~1-1.5 s per demo on one core): their
@@ -30,16 +30,16 @@ MIN_EXPECTED_DEMOS = 20
 # at ~10 s. Every operator of every dataset is still checked for labels and shares above,
 # and generated in full by `polymimic data generate` / scripts/update_manifests.py.
 FIRST_TWO_OPERATORS_ONLY = {
-    "polymimic/sort6/multi-operator-v0",
-    "polymimic/stack/multi-operator-v0",
+    "polymimic/sort6/multi-operator-v1",
+    "polymimic/stack/multi-operator-v1",
 }
 
 
 def test_every_task_with_operators_has_one_multi_operator_dataset() -> None:
     assert sorted(spec.env_id for spec in SPECS) == sorted(TASK_OPERATORS)
     for spec in SPECS:
-        task = spec.env_id.removeprefix("polymimic/").removesuffix("-v0").lower()
-        assert spec.name == f"polymimic/{task}/multi-operator-v0"
+        task = spec.env_id.removeprefix("polymimic/").removesuffix("-v1").lower()
+        assert spec.name == f"polymimic/{task}/multi-operator-v1"
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=NAMES)
@@ -81,7 +81,7 @@ def test_push_population_is_unchanged() -> None:
         ("op5", "uniform", "curved", "worse", 105),
         ("op6", "right_first", "retreat_slow", "worse", 106),
     ]
-    assert (PUSH.env_id, PUSH.env_kwargs, PUSH.demos_per_operator) == ("polymimic/Push-v0", {}, 50)
+    assert (PUSH.env_id, PUSH.env_kwargs, PUSH.demos_per_operator) == ("polymimic/Push-v1", {}, 50)
 
 
 # ------------------------------------------------------------------ expected shares
@@ -93,17 +93,17 @@ def test_push_shares_are_a_quarter_each() -> None:
 
 
 def test_shares_average_each_operators_normalised_preferences() -> None:
-    # red_first (2 labels, 1/2 each) and uniform (4 labels, 1/4 each), one operator each.
+    # red_first (weights 1, 1, 0.25, 0.25: 0.4 / 0.4 / 0.1 / 0.1) and uniform (1/4 each).
     spec = dataclasses.replace(PUSH, operators=(PUSH.operators[0], PUSH.operators[2]))
     assert expected_behaviour_shares(spec) == pytest.approx(
-        {"red-left": 0.375, "red-right": 0.375, "green-left": 0.125, "green-right": 0.125}
+        {"red-left": 0.325, "red-right": 0.325, "green-left": 0.175, "green-right": 0.175}
     )
     # Weights are normalised per operator: scaling one strategy's weights changes nothing.
     heavy = dataclasses.replace(
         PUSH.operators[0], strategy=Strategy("red_first", {"red-left": 5.0, "red-right": 5.0})
     )
     spec = dataclasses.replace(spec, operators=(heavy, PUSH.operators[2]))
-    assert expected_behaviour_shares(spec)["red-left"] == pytest.approx(0.375)
+    assert expected_behaviour_shares(spec)["red-left"] == pytest.approx(0.375)  # 1/2 and 1/4
 
 
 def test_shares_reject_a_strategy_preferring_no_behaviour_of_the_task() -> None:
@@ -143,3 +143,8 @@ def test_one_demo_per_operator_generates_with_its_labels(spec: DatasetSpec, tmp_
         assert attrs["seed"] == spec.episode_seed(k, 0)
         assert attrs["intended_behaviour"] in operator.strategy.preferences
         assert attrs["behaviour"] in labels
+        # A change of mind is recorded: the first intention, and the step it changed.
+        assert attrs["original_intent"] in operator.strategy.preferences
+        switched = attrs["original_intent"] != attrs["intended_behaviour"]
+        assert (attrs["switch_step"] >= 0) == switched
+        assert attrs["submovements"] >= 1

@@ -507,7 +507,7 @@ def apply_version(f: h5py.File, m: Mutation, scratch: Scratch) -> Expect | None:
 
 def json_value(key: str, variant: str) -> Any:
     """The new value of ``data.attrs[key]`` for a JSON-attribute mutation."""
-    valid = {"env_name": "polymimic/Push-v0", "type": 2, "env_kwargs": {}, "env_version": "0.1"}
+    valid = {"env_name": "polymimic/Push-v1", "type": 2, "env_kwargs": {}, "env_version": "0.1"}
     if key == "polymimic_metadata":
         valid = {"versions": {}}
     return {

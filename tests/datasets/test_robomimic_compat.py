@@ -72,7 +72,7 @@ def test_robomimic_get_dataset_info_script_reads_generated_file(tiny_push_datase
     assert f"total trajectories: {num_demos}\n" in out
     for key, count in masks.items():
         assert f"filter key {key} with {count} demos\n" in out
-    assert '"env_name": "polymimic/Push-v0"' in out
+    assert '"env_name": "polymimic/Push-v1"' in out
     # Its per-filter-key mode, and its check that actions lie in [-1, 1] (it raises if not).
     train = subprocess.run(
         [*command, "--dataset", str(tiny_push_dataset), "--filter_key", "train"],
@@ -88,7 +88,7 @@ def test_sequence_dataset_reads_image_observations(tmp_path: Path) -> None:
     from polymimic.datasets.generate import generate_dataset
     from polymimic.datasets.registry import dataset_spec
 
-    base = dataset_spec("polymimic/push/multi-operator-v0")
+    base = dataset_spec("polymimic/push/multi-operator-v1")
     spec = dataclasses.replace(
         base,
         name="test/push-rgb-v0",

@@ -48,7 +48,7 @@ def h5_path(tmp_path: Path, write_demo_file) -> Path:
     path = write_demo_file(
         tmp_path / "demos.hdf5", demos,
         {"train": ["demo_10", "demo_0", "demo_1"], "valid": ["demo_2"]},
-        {"env_name": "polymimic/Push-v0", "type": 2, "env_kwargs": {"obs_mode": "state"},
+        {"env_name": "polymimic/Push-v1", "type": 2, "env_kwargs": {"obs_mode": "state"},
          "env_version": "0.1.0"},
     )
     with h5py.File(path, "r+") as f:

@@ -39,7 +39,7 @@ STILL = np.zeros(3, dtype=np.float32)
 
 
 def _make(context: int = 0, seed: int = 0) -> AlignEnv:
-    env = gym.make("polymimic/Align-v0").unwrapped
+    env = gym.make("polymimic/Align-v1").unwrapped
     env.reset(seed=seed, options={"context": context})
     return env
 

@@ -32,7 +32,7 @@ BANDS = (0.4925, 0.61)
 
 
 def _make(context: int = 1, seed: int = 0) -> AvoidEnv:
-    env = gym.make("polymimic/Avoid-v0").unwrapped
+    env = gym.make("polymimic/Avoid-v1").unwrapped
     env.reset(seed=seed, options={"context": context})
     return env
 
@@ -95,7 +95,7 @@ def test_context_table_matches_the_docstring() -> None:
 
 @pytest.mark.parametrize("context", range(6))
 def test_reset_places_the_arm_at_rest_at_the_context_start(context: int) -> None:
-    env = gym.make("polymimic/Avoid-v0").unwrapped
+    env = gym.make("polymimic/Avoid-v1").unwrapped
     for seed in range(3):
         obs, _ = env.reset(seed=seed, options={"context": context})
         tip = _tip(env)

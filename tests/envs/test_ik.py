@@ -31,7 +31,7 @@ def _pose_error(target_pos, target_rot, site_pos, site_mat):
 
 @pytest.fixture(scope="module")
 def avoid():
-    env = gym.make("polymimic/Avoid-v0").unwrapped
+    env = gym.make("polymimic/Avoid-v1").unwrapped
     env.reset(seed=0)
     return env
 
@@ -83,7 +83,7 @@ def test_kernel_clips_targets_to_the_joint_limits(avoid) -> None:
     assert np.any(targets == avoid.arm.lower) or np.any(targets == avoid.arm.upper)
 
 
-@pytest.mark.parametrize("env_id", ["polymimic/Avoid-v0", "polymimic/Stack-v0"])
+@pytest.mark.parametrize("env_id", ["polymimic/Avoid-v1", "polymimic/Stack-v1"])
 def test_env_step_is_exactly_mj_step_with_the_task_substeps(env_id: str) -> None:
     """The split step (mj_step2 ... mj_step1) does the physics of one mj_step(nstep=K)."""
     env = gym.make(env_id).unwrapped

@@ -32,7 +32,7 @@ STILL = np.zeros(2, dtype=np.float32)
 
 
 def _make(**kwargs) -> PushEnv:
-    env = gym.make("polymimic/Push-v0", **kwargs).unwrapped
+    env = gym.make("polymimic/Push-v1", **kwargs).unwrapped
     env.reset(seed=0)
     return env
 
@@ -161,7 +161,7 @@ _RENDER_SCRIPT = textwrap.dedent(
     """
     import gymnasium as gym
     import polymimic.envs
-    env = gym.make("polymimic/Push-v0", render_mode="rgb_array")
+    env = gym.make("polymimic/Push-v1", render_mode="rgb_array")
     env.reset(seed=0)
     print("FRAME", env.render().shape)
     """

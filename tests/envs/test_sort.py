@@ -36,7 +36,7 @@ RED_IN = (0.5, 0.26)  # a point well inside the red zone
 BLUE_IN = (0.5, -0.26)
 
 
-def _make(env_id: str = "polymimic/Sort4-v0") -> SortEnv:
+def _make(env_id: str = "polymimic/Sort4-v1") -> SortEnv:
     env = gym.make(env_id).unwrapped
     env.reset(seed=0)
     return env
@@ -91,7 +91,7 @@ def test_label_is_the_arrival_order_of_colours() -> None:
 
 
 def test_arrival_is_the_first_entry_not_the_last() -> None:
-    env = _make("polymimic/Sort2-v0")
+    env = _make("polymimic/Sort2-v1")
     _place(env, red_0=RED_IN)
     _step(env)
     _place(env, red_0=(0.5, 0.0))  # leaves its zone again ...
@@ -104,7 +104,7 @@ def test_arrival_is_the_first_entry_not_the_last() -> None:
 
 
 def test_a_block_in_the_wrong_zone_fails_the_episode_for_good() -> None:
-    env = _make("polymimic/Sort2-v0")
+    env = _make("polymimic/Sort2-v1")
     _place(env, red_0=BLUE_IN)
     reward, terminated, info = _step(env)
     assert info["blocks_missorted"] == 1 and info["blocks_sorted"] == 0
@@ -132,7 +132,7 @@ def test_a_block_in_the_wrong_zone_fails_the_episode_for_good() -> None:
 def test_a_block_counts_when_its_centre_is_inside_the_zone(
     xy: tuple[float, float], inside: bool, colour: str
 ) -> None:
-    env = _make("polymimic/Sort2-v0")
+    env = _make("polymimic/Sort2-v1")
     side = 1.0 if colour == "red" else -1.0
     # Yawed 40 degrees: only the centre counts, not the corners.
     _place(env, yaw=0.7, **{f"{colour}_0": (xy[0], side * xy[1])})
@@ -155,7 +155,7 @@ def test_context_tables_match_the_documentation() -> None:
     assert SLOT_Y == (0.07, -0.07, 0.07, -0.07, 0.07, -0.07)
 
 
-@pytest.mark.parametrize("env_id", ["polymimic/Sort2-v0", "polymimic/Sort6-v0"])
+@pytest.mark.parametrize("env_id", ["polymimic/Sort2-v1", "polymimic/Sort6-v1"])
 def test_reset_places_each_colour_on_its_pattern_slots(env_id: str) -> None:
     env = _make(env_id)
     names = block_names(env.num_blocks)
@@ -202,7 +202,7 @@ def test_replay_restores_the_arrival_order() -> None:
 
 
 def test_observation_layout_and_yaw_encoding() -> None:
-    env = _make("polymimic/Sort6-v0")
+    env = _make("polymimic/Sort6-v1")
     assert env.observation_space["red_blocks"].shape == (12,)
     obs = _place(env, yaw=0.3, blue_2=(0.5, -0.1))
     x, y, sin4, cos4 = obs["blue_blocks"][8:12]

@@ -399,14 +399,14 @@ def test_d3il_scores_by_family():
 
 
 def test_d3il_scores_by_task_id_and_missing_inputs():
-    assert metrics.d3il_score("polymimic/Avoid-v0", 1.0, 0.0) == pytest.approx(0.8)
-    assert metrics.d3il_score("polymimic/Push-v0", 0.2, 0.4) == pytest.approx(0.3)
-    assert metrics.d3il_score("polymimic/Align-v0", 0.2, 0.4) == pytest.approx(0.3)
-    for sort in ("polymimic/Sort2-v0", "polymimic/Sort4-v0", "polymimic/Sort6-v0"):
+    assert metrics.d3il_score("polymimic/Avoid-v1", 1.0, 0.0) == pytest.approx(0.8)
+    assert metrics.d3il_score("polymimic/Push-v1", 0.2, 0.4) == pytest.approx(0.3)
+    assert metrics.d3il_score("polymimic/Align-v1", 0.2, 0.4) == pytest.approx(0.3)
+    for sort in ("polymimic/Sort2-v1", "polymimic/Sort4-v1", "polymimic/Sort6-v1"):
         assert metrics.d3il_score(sort, 0.7, None, kl=0.3) == pytest.approx(0.4)
         assert metrics.d3il_score(sort, 0.7, 0.5) is None  # sorting needs the KL
     # D3IL defines no combined Stacking score.
-    assert metrics.d3il_score("polymimic/Stack-v0", 0.9, 0.5, kl=0.1) is None
+    assert metrics.d3il_score("polymimic/Stack-v1", 0.9, 0.5, kl=0.1) is None
     assert metrics.d3il_score("avoiding", 0.9, None) is None
     assert metrics.d3il_score("pushing", None, 0.5) is None
     with pytest.raises(ValueError):
@@ -415,8 +415,8 @@ def test_d3il_scores_by_task_id_and_missing_inputs():
 
 def test_every_task_has_a_d3il_family():
     assert set(metrics.D3IL_TASK_FAMILIES) == set(TASK_IDS)
-    assert metrics.d3il_task_family("polymimic/Sort6-v0") == "sorting"
-    assert metrics.d3il_task_family("polymimic/Stack-v0") == "stacking"
+    assert metrics.d3il_task_family("polymimic/Sort6-v1") == "sorting"
+    assert metrics.d3il_task_family("polymimic/Stack-v1") == "stacking"
     assert metrics.d3il_task_family("polymimic/Nope-v0") is None
 
 

@@ -1,5 +1,5 @@
 """The evaluation protocol: stored contexts, seed ranges, rollout seeds, and what a protocol
-evaluation of the real ``polymimic/Push-v0`` records (small custom protocols, one worker)."""
+evaluation of the real ``polymimic/Push-v1`` records (small custom protocols, one worker)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from polymimic.eval.protocol import (
 )
 from polymimic.eval.rollout import FINAL_EVAL_SEED_START, TRAIN_EVAL_SEED_START, evaluate_protocol
 
-PUSH = "polymimic/Push-v0"
+PUSH = "polymimic/Push-v1"
 SHORT = {"max_episode_steps": 40}
 
 
@@ -106,7 +106,7 @@ def test_rollout_seeds_differ_across_rollouts_and_are_stable() -> None:
     assert rollout_seed(full, 3, 5) == rollout_seed(full, 3, 5)
     # The seed depends on the split, context and rollout only: cpu replays full's first ones.
     assert rollout_seed(protocol(PUSH, "cpu"), 3, 2) == rollout_seed(full, 3, 2)
-    assert rollout_seed(protocol("polymimic/Sort4-v0"), 3, 2) == rollout_seed(full, 3, 2)
+    assert rollout_seed(protocol("polymimic/Sort4-v1"), 3, 2) == rollout_seed(full, 3, 2)
     selection = protocol(PUSH, "selection")
     other = {rollout_seed(selection, c, r) for c in range(SELECTION_CONTEXTS) for r in range(16)}
     assert len(other) == SELECTION_CONTEXTS * 16 and not other & seeds
@@ -276,7 +276,7 @@ def test_protocol_eval_info_with_no_successes(push_env: Any) -> None:
     assert agg["mean_length"] == 40.0 and agg["num_invalid_action_episodes"] == 0
     assert isinstance(agg["design_effect"], float) and np.isfinite(agg["design_effect"])
     lines = summary_lines(info)
-    assert "protocol custom v1 (2 contexts x 2 rollouts)" in lines[0]
+    assert f"protocol custom v{PROTOCOL_VERSION} (2 contexts x 2 rollouts)" in lines[0]
     assert any(line.startswith("behaviour entropy") and "n/a" in line for line in lines)
     assert any(line.startswith("conditional entropy") and "n/a" in line for line in lines)
 

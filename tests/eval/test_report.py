@@ -242,15 +242,15 @@ class _ZeroPolicy:
 
 
 def test_report_of_a_real_evaluation(tmp_path):
-    from polymimic.eval.protocol import protocol
+    from polymimic.eval.protocol import PROTOCOL_VERSION, protocol
     from polymimic.eval.rollout import evaluate_protocol, write_eval_info
 
-    info = evaluate_protocol({}, _ZeroPolicy(), protocol("polymimic/Push-v0", "cpu", 2, 1),
+    info = evaluate_protocol({}, _ZeroPolicy(), protocol("polymimic/Push-v1", "cpu", 2, 1),
                              max_video_episodes=0)
     write_eval_info(tmp_path / "real" / "eval_info.json", info)
     files = report.write_report([tmp_path / "real"], tmp_path / "out")
     row = table(files.markdown.read_text())["real"]
-    assert row[1:5] == ["polymimic/Push-v0", "custom v1 2×1", "zero", "2"]
+    assert row[1:5] == ["polymimic/Push-v1", f"custom v{PROTOCOL_VERSION} 2×1", "zero", "2"]
     assert row[5].startswith("0.000 [0.000, ") and row[6] == "n/a (n=0)"
     counts, rows, _ = plots.context_counts(info)
     assert counts.shape == (2, 5) and not counts.any() and rows == [0, 1]  # 4 behaviours + other

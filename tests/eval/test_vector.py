@@ -1,4 +1,4 @@
-"""The one rollout loop (``eval.vector``) on the real ``polymimic/Push-v0``.
+"""The one rollout loop (``eval.vector``) on the real ``polymimic/Push-v1``.
 
 Results must not depend on the worker count, an episode must start from exactly the state
 it was given, a NaN action must end only its own episode, and the video grid must show the
@@ -22,7 +22,7 @@ from polymimic.eval.protocol import SPLIT_SEED_START, load_contexts, protocol
 from polymimic.eval.rollout import evaluate_protocol
 from polymimic.eval.vector import EpisodeSpec, make_vector_env, run_episodes
 
-PUSH = "polymimic/Push-v0"
+PUSH = "polymimic/Push-v1"
 SHORT = {"max_episode_steps": 40}  # an untrained policy never succeeds: cap its episodes
 
 

@@ -13,17 +13,17 @@ from polymimic.operators.as_policy import OperatorPolicy
 
 
 def test_episode_index_picks_operators_in_turn(monkeypatch) -> None:
-    spec = dataset_spec("polymimic/push/multi-operator-v0")
+    spec = dataset_spec("polymimic/push/multi-operator-v1")
     env = gym.make(spec.env_id)
     policy = OperatorPolicy(spec.env_id, spec.operators, env.observation_space, 2, 400)
     used = []
-    real = as_policy.episode_script
+    real = as_policy.OperatorEpisode
 
     def record(operator, *args):
         used.append(operator.operator_id)
         return real(operator, *args)
 
-    monkeypatch.setattr(as_policy, "episode_script", record)
+    monkeypatch.setattr(as_policy, "OperatorEpisode", record)
     obs, _ = env.reset(seed=0)
     flat = flatten_obs(obs, policy.config.obs_keys)[None]
     for index in range(8):  # the rollout loop calls reset, then start_episode, per episode

@@ -12,7 +12,7 @@ import pytest
 
 from polymimic.envs import TASK_IDS
 from polymimic.eval.metrics import OTHER_BEHAVIOUR
-from polymimic.operators import expert_operator, record_episode, script_factory, task_behaviours
+from polymimic.operators import expert_operator, record_episode, task_behaviours
 
 # Episodes per behaviour asked for explicitly, capped so the many-behaviour tasks stay fast.
 MAX_BEHAVIOURS_ON_DEMAND = 6
@@ -28,7 +28,7 @@ def test_expert_realises_each_requested_behaviour(env_id: str) -> None:
     failures = []
     for index, behaviour in enumerate(requested):
         operator = expert_operator(env_id, behaviours=(behaviour,))
-        episode = record_episode(env, operator, script_factory(env_id), episode_seed=index)
+        episode = record_episode(env, operator, episode_seed=index)
         attrs = episode.attrs
         assert attrs["intended_behaviour"] == behaviour
         if not attrs["success"] or attrs["behaviour"] != behaviour:
@@ -41,7 +41,7 @@ def test_expert_realises_each_requested_behaviour(env_id: str) -> None:
 def test_expert_labels_are_task_labels(env_id: str) -> None:
     env = gym.make(env_id)
     operator = expert_operator(env_id, seed=3)
-    episode = record_episode(env, operator, script_factory(env_id), episode_seed=5)
+    episode = record_episode(env, operator, episode_seed=5)
     assert episode.attrs["intended_behaviour"] in task_behaviours(env_id)
     assert episode.attrs["behaviour"] in (*task_behaviours(env_id), OTHER_BEHAVIOUR)
     assert 0 <= episode.attrs["context"] < env.unwrapped.num_contexts

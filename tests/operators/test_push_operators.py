@@ -22,18 +22,15 @@ from polymimic.operators.push import (
     PUSH_SKILLS,
     PUSH_STRATEGIES,
     PUSH_STYLES,
-    make_push_script,
 )
 
-ENV_ID = "polymimic/Push-v0"
+ENV_ID = "polymimic/Push-v1"
 EPISODES = 100
 
 
 def _population() -> list[Operator]:
-    """Every style x skill (better, okay) x strategy (red_first, green_first, uniform)."""
-    combos = itertools.product(
-        PUSH_STYLES, ("better", "okay"), ("red_first", "green_first", "uniform")
-    )
+    """Every style x strategy (red_first, green_first, uniform), better skill."""
+    combos = itertools.product(PUSH_STYLES, ("better",), ("red_first", "green_first", "uniform"))
     return [
         Operator(
             operator_id=f"op{i:02d}_{style}_{skill}_{strategy}",
@@ -59,7 +56,7 @@ def recorded(population: list[Operator]) -> list[tuple[Operator, Episode]]:
     episodes = [
         (
             population[i % len(population)],
-            record_episode(env, population[i % len(population)], make_push_script, episode_seed=i),
+            record_episode(env, population[i % len(population)], episode_seed=i),
         )
         for i in range(EPISODES)
     ]
@@ -113,7 +110,9 @@ def test_strategies_realise_what_they_prefer(
         if op.strategy.name == strategy and ep.attrs["success"]
     ]
     assert len(labels) >= 25
-    assert all(label.startswith(f"{block}-") for label in labels), labels
+    # A soft preference (weight 1 against 0.25, tilted by the scene): mostly, not always.
+    preferred = np.mean([label.startswith(f"{block}-") for label in labels])
+    assert preferred >= 0.6, labels
     # The strategy prefers both zones equally, so both are realised.
     assert {f"{block}-left", f"{block}-right"} <= set(labels)
 
@@ -142,11 +141,11 @@ def test_same_operator_and_seed_give_identical_episodes(
     env = gym.make(ENV_ID)
     for index in (37, 2):
         op, original = recorded[index]
-        again = record_episode(env, op, make_push_script, episode_seed=index)
+        again = record_episode(env, op, episode_seed=index)
         _assert_episodes_identical(original, again)
-    # A different operator seed changes the operator's choices (drift), hence the actions.
+    # A different operator seed changes the operator's hand (speed, curvature), hence the actions.
     op, original = recorded[2]
-    other = record_episode(env, dataclasses.replace(op, seed=op.seed + 1), make_push_script, 2)
+    other = record_episode(env, dataclasses.replace(op, seed=op.seed + 1), 2)
     np.testing.assert_array_equal(other.states[0], original.states[0])
     assert not np.array_equal(other.actions[: len(original)], original.actions[: len(other)])
 

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument(
-        "--dataset", default="polymimic/push/multi-operator-v0",
+        "--dataset", default="polymimic/push/multi-operator-v1",
         help=f"named dataset (known: {', '.join(sorted(DATASETS))})",
     )
     generate.add_argument(

@@ -56,7 +56,7 @@ def add_tool_commands(commands: argparse._SubParsersAction) -> None:
         "export-minari", help="export to a Minari dataset (needs polymimic[minari])"
     )
     export.add_argument("path", type=Path)
-    export.add_argument("--dataset-id", required=True, help="e.g. polymimic/push/multi-operator-v0")
+    export.add_argument("--dataset-id", required=True, help="e.g. polymimic/push/multi-operator-v1")
     export.add_argument(
         "--out", type=Path, default=None,
         help="Minari datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)",

@@ -58,7 +58,7 @@ def _env_of(checkpoint_config: dict[str, Any], override: str | None) -> tuple[st
     env_args = checkpoint_config.get("env_args")
     check_option(
         env_args is not None,
-        "the checkpoint does not record its environment; pass --env, e.g. --env polymimic/Push-v0",
+        "the checkpoint does not record its environment; pass --env, e.g. --env polymimic/Push-v1",
     )
     return check_env_args(env_args)
 

@@ -39,7 +39,7 @@ from polymimic.datasets.registry import DatasetSpec
 from polymimic.datasets.validate import validate_dataset
 from polymimic.errors import UserError
 from polymimic.io import atomic_write_json, exclusive_lock, library_versions
-from polymimic.operators import record_episode, script_factory
+from polymimic.operators import record_episode
 
 GYM_ENV_TYPE = 2  # robomimic's EnvType.GYM_TYPE
 WORK_DIR_SUFFIX = ".partial"
@@ -134,7 +134,7 @@ def _record(spec: DatasetSpec, job: DemoJob) -> Episode:
     if env is None:
         env = _WORKER_ENVS[key] = gym.make(spec.env_id, **spec.env_kwargs)
     operator = spec.operators[job.operator_index]
-    episode = record_episode(env, operator, script_factory(spec.env_id), job.seed)
+    episode = record_episode(env, operator, job.seed)
     episode.attrs["demo_index"] = job.demo_index
     return episode
 

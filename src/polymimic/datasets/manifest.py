@@ -130,7 +130,7 @@ def build_manifest(path: PathLike, dataset_name: str) -> dict[str, Any]:
 
 
 def manifest_filename(dataset_name: str) -> str:
-    """``polymimic/push/multi-operator-v0`` -> ``polymimic__push__multi-operator-v0.json``."""
+    """``polymimic/push/multi-operator-v1`` -> ``polymimic__push__multi-operator-v1.json``."""
     return dataset_name.replace("/", "__") + ".json"
 
 

@@ -117,7 +117,7 @@ def export_minari(
     Args:
         path: the polymimic HDF5 file.
         dataset_id: Minari id, ``namespace/env/name-vN`` (e.g.
-            ``polymimic/push/multi-operator-v0``); Minari refuses an id that exists.
+            ``polymimic/push/multi-operator-v1``); Minari refuses an id that exists.
         out_dir: Minari's datasets root (default: ``$MINARI_DATASETS_PATH`` or
             ``~/.minari/datasets``).
         filter_key: export only ``mask/<filter_key>`` (default: every demo).

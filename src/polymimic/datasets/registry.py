@@ -57,7 +57,11 @@ def expected_behaviour_shares(spec: DatasetSpec) -> dict[str, float]:
 
         share(b) = (1 / K) * sum_k  w_k(b) / sum_b' w_k(b')
 
-    for K operators with strategy weights ``w_k``. These are priors over *intended*
+    for K operators with strategy weights ``w_k``. The scene's pull on each choice
+    (``Strategy.scene_weight`` and the task's ``scene_utilities``) is left out: over the
+    spread of initial states it averages out only roughly, and
+    ``polymimic.operators.scene.choice_information`` gives the scene-aware numbers. These
+    are priors over *intended*
     behaviours: the env labels each demo by the behaviour it physically realised
     (``other`` for most failures), so a generated file's realised shares differ, most
     for the behaviours the worse operators prefer.
@@ -101,7 +105,7 @@ def dataset_path(name: str, home: str | os.PathLike[str] | None = None) -> Path:
     """The file a named dataset lives in: ``<home>/<name>/data/demos.hdf5``.
 
     Each ``/``-separated part of the name becomes one directory (Minari's layout), so
-    ``polymimic/push/multi-operator-v0`` lies in ``<home>/polymimic/push/multi-operator-v0/``.
+    ``polymimic/push/multi-operator-v1`` lies in ``<home>/polymimic/push/multi-operator-v1/``.
     The name need not be registered; it must not be able to leave ``home``.
 
     Raises:

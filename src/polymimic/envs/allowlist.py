@@ -143,7 +143,7 @@ def check_env_request(env_id: Any, env_kwargs: Any = None) -> tuple[str, dict[st
     """Check an env id and its kwargs against the allowlist; return them normalised.
 
     Args:
-        env_id: the requested id, e.g. ``"polymimic/Push-v0"``.
+        env_id: the requested id, e.g. ``"polymimic/Push-v1"``.
         env_kwargs: a mapping of keyword arguments for ``gym.make`` (None: none).
 
     Returns:

@@ -1,4 +1,4 @@
-"""``polymimic/Avoid-v0``: reach a finish line through rows of obstacles (D3IL's Avoiding)."""
+"""``polymimic/Avoid-v1``: reach a finish line through rows of obstacles (D3IL's Avoiding)."""
 
 from __future__ import annotations
 
@@ -96,8 +96,11 @@ class AvoidEnv(ArmTaskEnv):
     at rest by inverse kinematics. Obstacles never move, so they are not observed.
 
     **Timing.** Physics timestep 2 ms (implicitfast), 25 substeps per control step, i.e.
-    50 ms / 20 Hz control; ``max_episode_steps = 200`` (10 s). D3IL uses 1 ms x 35 substeps
+    50 ms / 20 Hz control; ``max_episode_steps = 300`` (15 s). D3IL uses 1 ms x 35 substeps
     and 250 steps (8.75 s); 2 ms keeps the stiff position servos stable at half the cost.
+    The limit leaves room for the slowest simulated operators (``operators/avoid.py``:
+    the worse tier's successful demos take 170-180 steps on average, 1 in 10 over 230,
+    with minimum-jerk movements, pauses before rows and corrections).
 
     **Actions** ``Box(-1, 1, (2,))``: the change of the desired tip position in x and y,
     scaled by 1.5 cm per step (D3IL: "delta desired xy"). The desired position is clipped
@@ -136,11 +139,11 @@ class AvoidEnv(ArmTaskEnv):
     ``info["behaviour"]`` is present every step and final at episode end.
     """
 
-    task_id: ClassVar[str] = "polymimic/Avoid-v0"
+    task_id: ClassVar[str] = "polymimic/Avoid-v1"
     behaviours: ClassVar[tuple[str, ...]] = tuple(
         behaviour_label((g1, g2, g3)) for g1 in range(2) for g2 in range(3) for g3 in range(4)
     )
-    max_episode_steps: ClassVar[int] = 200
+    max_episode_steps: ClassVar[int] = 300
     num_contexts: ClassVar[int] = len(CONTEXTS)
     # previous tip x, y (for crossings), gap per row (-1: not crossed), collided, success
     task_state_size: ClassVar[int] = 2 + len(ROW_X) + 2

@@ -1,4 +1,4 @@
-"""``polymimic/Sort{2,4,6}-v0``: push red and blue blocks into their colour's zone (D3IL)."""
+"""``polymimic/Sort{2,4,6}-v1``: push red and blue blocks into their colour's zone (D3IL)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ SLOT_Y = tuple(0.07 if k % 2 == 0 else -0.07 for k in range(6))
 # The slots each variant uses: windows of consecutive slots (Sort2 has two windows).
 SLOT_WINDOWS = {2: ((1, 2), (3, 4)), 4: ((1, 2, 3, 4),), 6: ((0, 1, 2, 3, 4, 5),)}
 # Zones: the red zone is the strip y in [0.18, 0.34] (the robot's left), the blue zone its
-# mirror y in [-0.34, -0.18]; both span x in [0.28, 0.78], i.e. every row.
-ZONE_X = (0.28, 0.78)  # m
+# mirror y in [-0.34, -0.18]; both span x in [0.24, 0.82], every row and 4 cm beyond the
+# rod's reach at either end (v1; v0: [0.28, 0.78]): a block that a person's push lets
+# drift along x still counts once it is on its colour's side.
+ZONE_X = (0.24, 0.82)  # m
 ZONE_Y = (0.18, 0.34)  # m, |y| range; the sign is the colour's side
 ZONE_SIDE = {"R": 1.0, "B": -1.0}
 ZONE_RGBA = {"R": "0.9 0.45 0.45 0.5", "B": "0.45 0.55 0.95 0.5"}
@@ -100,10 +102,10 @@ class SortEnv(ArmTaskEnv):
 
     **Timing.** Physics timestep 2 ms (implicitfast), 25 substeps per control step
     (50 ms, 20 Hz). D3IL uses 1 ms x 35 substeps; 2 ms keeps the position servos stable at
-    half the cost. ``max_episode_steps``: Sort2 250 (12.5 s), Sort4 500 (25 s), Sort6 750
-    (37.5 s): about 2.9x the scripted expert's mean length (82 / 176 / 263 steps) and
-    over 1.5x the longest episode of its slowest style, so slow operators and policies
-    have time.
+    half the cost. ``max_episode_steps``: Sort2 500 (25 s), Sort4 1000 (50 s), Sort6
+    1500 (75 s): 250 steps per pair of blocks, about 1.4x what the slowest ("worse")
+    human-like operators of the named datasets need (about 360 steps per pair; the better
+    ones about 200). v0's one-step moves allowed 250 / 500 / 750.
 
     **Actions** ``Box(-1, 1, (2,))``: the change of the desired tip x, y, scaled by 1.5 cm
     per step (D3IL: "delta desired xy"); the desired position is clipped to x in
@@ -269,31 +271,31 @@ class SortEnv(ArmTaskEnv):
 class Sort2Env(SortEnv):
     """Sorting with one red and one blue block: 2 behaviours, 4 contexts (see ``SortEnv``)."""
 
-    task_id: ClassVar[str] = "polymimic/Sort2-v0"
+    task_id: ClassVar[str] = "polymimic/Sort2-v1"
     num_blocks: ClassVar[int] = 2
     behaviours: ClassVar[tuple[str, ...]] = colour_sequences(2)
     num_contexts: ClassVar[int] = len(sort_contexts(2))
-    max_episode_steps: ClassVar[int] = 250
+    max_episode_steps: ClassVar[int] = 500
     task_state_size: ClassVar[int] = 2 + 2  # arrival order, missorted, success
 
 
 class Sort4Env(SortEnv):
     """Sorting with two red and two blue blocks: 6 behaviours, 6 contexts (see ``SortEnv``)."""
 
-    task_id: ClassVar[str] = "polymimic/Sort4-v0"
+    task_id: ClassVar[str] = "polymimic/Sort4-v1"
     num_blocks: ClassVar[int] = 4
     behaviours: ClassVar[tuple[str, ...]] = colour_sequences(4)
     num_contexts: ClassVar[int] = len(sort_contexts(4))
-    max_episode_steps: ClassVar[int] = 500
+    max_episode_steps: ClassVar[int] = 1000
     task_state_size: ClassVar[int] = 4 + 2
 
 
 class Sort6Env(SortEnv):
     """Sorting with three red and three blue blocks: 20 behaviours and contexts (``SortEnv``)."""
 
-    task_id: ClassVar[str] = "polymimic/Sort6-v0"
+    task_id: ClassVar[str] = "polymimic/Sort6-v1"
     num_blocks: ClassVar[int] = 6
     behaviours: ClassVar[tuple[str, ...]] = colour_sequences(6)
     num_contexts: ClassVar[int] = len(sort_contexts(6))
-    max_episode_steps: ClassVar[int] = 750
+    max_episode_steps: ClassVar[int] = 1500
     task_state_size: ClassVar[int] = 6 + 2

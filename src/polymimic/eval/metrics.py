@@ -373,13 +373,13 @@ def dataset_behaviour_distribution(
 
 
 D3IL_TASK_FAMILIES: dict[str, str] = {
-    "polymimic/Avoid-v0": "avoiding",
-    "polymimic/Push-v0": "pushing",
-    "polymimic/Align-v0": "aligning",
-    "polymimic/Sort2-v0": "sorting",
-    "polymimic/Sort4-v0": "sorting",
-    "polymimic/Sort6-v0": "sorting",
-    "polymimic/Stack-v0": "stacking",
+    "polymimic/Avoid-v1": "avoiding",
+    "polymimic/Push-v1": "pushing",
+    "polymimic/Align-v1": "aligning",
+    "polymimic/Sort2-v1": "sorting",
+    "polymimic/Sort4-v1": "sorting",
+    "polymimic/Sort6-v1": "sorting",
+    "polymimic/Stack-v1": "stacking",
 }
 """polymimic task id -> the D3IL task it reproduces."""
 
@@ -407,7 +407,7 @@ def d3il_score(
 
     Args:
         task_family: a family (``"avoiding"`` ...) or a polymimic task id
-            (``"polymimic/Sort4-v0"``), mapped by :data:`D3IL_TASK_FAMILIES`.
+            (``"polymimic/Sort4-v1"``), mapped by :data:`D3IL_TASK_FAMILIES`.
         success_rate: SR in [0, 1].
         entropy: H in [0, 1] (None when it was not reported, see :func:`entropy_or_none`).
         kl: ``KL(rollouts || dataset)`` in nats; only sorting uses it.

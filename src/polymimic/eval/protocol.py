@@ -51,18 +51,20 @@ import numpy as np
 from polymimic.errors import UnknownNameError, UserError
 from polymimic.io import atomic_write
 
-PROTOCOL_VERSION = 1
+# 1: the v0 tasks. 2: the v1 tasks (longer time limits for human-like operators; the
+# stored initial states are the same draws, under the new ids).
+PROTOCOL_VERSION = 2
 SPLIT_SEED_START = {"test": 200_000, "selection": 300_000}
 SELECTION_CONTEXTS = 20
 #: (S, R) of the full test protocol per task; see the module docstring for the sources.
 FULL = {
-    "polymimic/Push-v0": (30, 16),
-    "polymimic/Align-v0": (60, 8),
-    "polymimic/Sort2-v0": (60, 8),
-    "polymimic/Sort4-v0": (60, 18),
-    "polymimic/Sort6-v0": (60, 18),
-    "polymimic/Stack-v0": (60, 18),
-    "polymimic/Avoid-v0": (30, 16),
+    "polymimic/Push-v1": (30, 16),
+    "polymimic/Align-v1": (60, 8),
+    "polymimic/Sort2-v1": (60, 8),
+    "polymimic/Sort4-v1": (60, 18),
+    "polymimic/Sort6-v1": (60, 18),
+    "polymimic/Stack-v1": (60, 18),
+    "polymimic/Avoid-v1": (30, 16),
 }
 CPU = (8, 4)
 PROTOCOL_NAMES = ("full", "cpu", "selection")
@@ -138,7 +140,7 @@ def rollout_seed(protocol_: Protocol, context: int, rollout: int) -> int:
 
 
 def contexts_file_name(task_id: str, split: str) -> str:
-    """``polymimic/Push-v0`` + ``test`` -> ``Push-v0.test.json``."""
+    """``polymimic/Push-v1`` + ``test`` -> ``Push-v1.test.json``."""
     return f"{task_id.split('/')[-1]}.{split}.json"
 
 

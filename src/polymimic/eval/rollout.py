@@ -253,7 +253,7 @@ def evaluate(
     ``s``. For the benchmark's numbers use :func:`evaluate_protocol`.
 
     Args:
-        env_id: a registered id, e.g. ``"polymimic/Push-v0"``.
+        env_id: a registered id, e.g. ``"polymimic/Push-v1"``.
         env_kwargs: keyword arguments for ``gym.make``.
         policy: has ``reset``, ``predict_action`` and ``config.obs_keys``.
         seeds: e.g. ``range(TRAIN_EVAL_SEED_START, TRAIN_EVAL_SEED_START + 20)``.

@@ -1,9 +1,11 @@
 """Simulated demonstrators: one script factory per task, and the task's populations.
 
 Every task registers a ``TaskOperators`` entry: the closed-loop script factory that can
-realise any of the task's behaviours on demand, and the style its *expert* uses. The expert
-(``expert_operator``) is a skill-free operator with a uniform strategy over the task's
-behaviours: the reference the operator populations (and the issue's >= 95% check) build on.
+realise any of the task's behaviours on demand, the style its *expert* uses, how its
+actions move the hand (``MotionSpec``) and how its scene pulls on an operator's choice
+(``scene_utilities``). The expert (``expert_operator``) has a noise-free hand
+(``EXPERT_MOTOR``) and a uniform strategy that ignores the scene and never changes its
+mind: the reference the operator populations (and the >= 95% success check) build on.
 """
 
 from __future__ import annotations
@@ -16,15 +18,35 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
-from polymimic.operators.align import ALIGN_STYLES, make_align_script
-from polymimic.operators.avoid import AVOID_STYLES, make_avoid_script
-from polymimic.operators.base import EpisodeScript, Operator, Skill, Strategy, record_episode
-from polymimic.operators.push import PUSH_STYLES, make_push_script
-from polymimic.operators.sort import SORT_STYLES, make_sort_script
-from polymimic.operators.stack import STACK_STYLES, make_stack_script
+from polymimic.envs import align as align_env
+from polymimic.envs import avoid as avoid_env
+from polymimic.envs import push as push_env
+from polymimic.envs import sort as sort_env
+from polymimic.envs import stack as stack_env
+from polymimic.envs.align import AlignEnv
+from polymimic.envs.avoid import AvoidEnv
+from polymimic.envs.push import PushEnv
+from polymimic.envs.sort import Sort2Env, Sort4Env, Sort6Env
+from polymimic.envs.stack import StackEnv
+from polymimic.operators.align import ALIGN_STYLES, align_scene_utilities, make_align_script
+from polymimic.operators.avoid import AVOID_STYLES, avoid_scene_utilities, make_avoid_script
+from polymimic.operators.base import (
+    EpisodeScript,
+    MotionSpec,
+    Operator,
+    OperatorEpisode,
+    Skill,
+    Strategy,
+    record_episode,
+)
+from polymimic.operators.motor import EXPERT_MOTOR, Hand, MotorSkill
+from polymimic.operators.push import PUSH_STYLES, make_push_script, push_scene_utilities
+from polymimic.operators.sort import SORT_STYLES, make_sort_script, sort_scene_utilities
+from polymimic.operators.stack import STACK_STYLES, make_stack_script, stack_scene_utilities
 from polymimic.registry import lookup
 
-ScriptFactory = Callable[[Operator, str, np.random.Generator], EpisodeScript]
+ScriptFactory = Callable[[Operator, str, np.random.Generator, Hand], EpisodeScript]
+SceneUtilities = Callable[[dict[str, np.ndarray]], dict[str, float]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,21 +55,45 @@ class TaskOperators:
 
     script_factory: ScriptFactory
     expert_style: Any  # the task's style dataclass instance the expert executes with
-    # Action components that move the end effector (a skill's gain and noise act on these
-    # only); None: all of them. Stack's fourth component is the gripper command.
-    motion_dims: tuple[int, ...] | None = None
+    motion: MotionSpec  # how the hand's motion maps to the task's actions
+    # obs -> behaviour -> utility in [-1, 1]: the scene's pull on the strategy (see
+    # ``Strategy``); None: the task's choices do not depend on the scene.
+    scene_utilities: SceneUtilities | None = None
+
+
+def _motion(env_class: Any, dims: int, max_step: float) -> MotionSpec:
+    return MotionSpec(dims, max_step, env_class.physics_timestep * env_class.substeps)
 
 
 TASK_OPERATORS: dict[str, TaskOperators] = {
-    "polymimic/Push-v0": TaskOperators(make_push_script, PUSH_STYLES["direct_fast"]),
-    "polymimic/Sort2-v0": TaskOperators(make_sort_script, SORT_STYLES["direct_fast"]),
-    "polymimic/Sort4-v0": TaskOperators(make_sort_script, SORT_STYLES["direct_fast"]),
-    "polymimic/Sort6-v0": TaskOperators(make_sort_script, SORT_STYLES["direct_fast"]),
-    "polymimic/Avoid-v0": TaskOperators(make_avoid_script, AVOID_STYLES["direct"]),
-    "polymimic/Stack-v0": TaskOperators(
-        make_stack_script, STACK_STYLES["direct_fast"], motion_dims=(0, 1, 2)
+    "polymimic/Push-v1": TaskOperators(
+        make_push_script, PUSH_STYLES["direct_fast"], _motion(PushEnv, 2, push_env.MAX_STEP),
+        push_scene_utilities,
     ),
-    "polymimic/Align-v0": TaskOperators(make_align_script, ALIGN_STYLES["direct_fast"]),
+    "polymimic/Sort2-v1": TaskOperators(
+        make_sort_script, SORT_STYLES["direct_fast"], _motion(Sort2Env, 2, sort_env.MAX_STEP),
+        sort_scene_utilities,
+    ),
+    "polymimic/Sort4-v1": TaskOperators(
+        make_sort_script, SORT_STYLES["direct_fast"], _motion(Sort4Env, 2, sort_env.MAX_STEP),
+        sort_scene_utilities,
+    ),
+    "polymimic/Sort6-v1": TaskOperators(
+        make_sort_script, SORT_STYLES["direct_fast"], _motion(Sort6Env, 2, sort_env.MAX_STEP),
+        sort_scene_utilities,
+    ),
+    "polymimic/Avoid-v1": TaskOperators(
+        make_avoid_script, AVOID_STYLES["direct"], _motion(AvoidEnv, 2, avoid_env.MAX_STEP),
+        avoid_scene_utilities,
+    ),
+    "polymimic/Stack-v1": TaskOperators(
+        make_stack_script, STACK_STYLES["direct_fast"], _motion(StackEnv, 3, stack_env.MAX_STEP),
+        stack_scene_utilities,
+    ),
+    "polymimic/Align-v1": TaskOperators(
+        make_align_script, ALIGN_STYLES["direct_fast"], _motion(AlignEnv, 3, align_env.MAX_STEP),
+        align_scene_utilities,
+    ),
 }
 
 
@@ -73,8 +119,11 @@ def expert_operator(
     """
     if behaviours is None:
         behaviours = task_behaviours(env_id)
-    strategy = Strategy("uniform", {label: 1.0 for label in behaviours})
-    return Operator("expert", strategy, task_operators(env_id).expert_style, Skill("better"), seed)
+    strategy = Strategy(
+        "uniform", {label: 1.0 for label in behaviours}, scene_weight=0.0, change_of_mind=0.0
+    )
+    skill = Skill("better", EXPERT_MOTOR)
+    return Operator("expert", strategy, task_operators(env_id).expert_style, skill, seed)
 
 
 def task_behaviours(env_id: str) -> tuple[str, ...]:
@@ -82,7 +131,11 @@ def task_behaviours(env_id: str) -> tuple[str, ...]:
     return tuple(load_env_creator(gym.spec(env_id).entry_point).behaviours)
 
 __all__ = [
+    "Hand",
+    "MotionSpec",
+    "MotorSkill",
     "Operator",
+    "OperatorEpisode",
     "Skill",
     "Strategy",
     "TaskOperators",

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from polymimic.operators import task_operators
-from polymimic.operators.base import Operator, episode_script
+from polymimic.operators.base import Operator, OperatorEpisode
 
 
 @dataclasses.dataclass
@@ -48,8 +48,7 @@ class OperatorPolicy:
         keys = tuple(sorted(observation_space.spaces))
         self.widths = [int(np.prod(observation_space[k].shape)) for k in keys]
         self.shapes = [observation_space[k].shape for k in keys]
-        dims = self.entry.motion_dims or tuple(range(action_dim))
-        self.motion_dims, self.horizon = dims, horizon
+        self.horizon = horizon
         labels = [op.labels() for op in self.operators]
         self.config = OperatorPolicyConfig(keys, sum(self.widths), action_dim, labels)
         self.scripts: dict[int, Any] = {}
@@ -76,10 +75,10 @@ class OperatorPolicy:
                 seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
                 pick = int(torch.randint(0, len(self.operators), (1,), generator=generator))
                 pick = self.assigned.pop(env_id, pick)
-                self.scripts[env_id] = episode_script(
-                    self.operators[pick], self.entry.script_factory, seed, self.horizon,
-                    self.motion_dims,
-                )[1]
+                self.scripts[env_id] = OperatorEpisode(
+                    self.operators[pick], self.entry.script_factory, seed, self.entry.motion,
+                    self.entry.scene_utilities,
+                )
             actions.append(np.asarray(self.scripts[env_id].act(self._unflatten(row))))
         return np.stack(actions).astype(np.float32)
 

@@ -1,4 +1,4 @@
-"""Scripted operators for ``polymimic/Push-v0``.
+"""Scripted operators for ``polymimic/Push-v1``.
 
 The script is closed-loop and re-plans every step from the observation alone: it pushes
 the chosen first block to the chosen zone, then the other block to the other zone. Styles
@@ -13,14 +13,34 @@ import dataclasses
 import numpy as np
 
 from polymimic.envs.objects import ROD_RADIUS
-from polymimic.envs.push import BLOCK_HALF, MAX_STEP, ZONE_CENTRES, ZONES
-from polymimic.operators.base import Operator, Skill, SkillNoise, Strategy
-from polymimic.operators.pushing import move_towards, unit
+from polymimic.envs.push import (
+    BLOCK_HALF,
+    WORKSPACE_HIGH,
+    WORKSPACE_LOW,
+    ZONE_CENTRES,
+    ZONES,
+    PushEnv,
+)
+from polymimic.operators.base import Operator, Skill, Strategy
+from polymimic.operators.motor import Hand, MotorSkill
+from polymimic.operators.pushing import (
+    FREE_TOLERANCE,
+    PRE_PUSH_GAP,
+    PRE_PUSH_REACHED,
+    PRE_PUSH_TOLERANCE,
+    PUSH_LEAD,
+    PUSH_TOLERANCE,
+    next_via_point,
+    unit,
+    via_tolerance,
+)
 
 # Centre distance below which the rod touches a cube at any yaw (half-diagonal + radius),
 # plus a margin: the approach routes keep at least this far from blocks.
 CONTACT_DISTANCE = BLOCK_HALF * np.sqrt(2) + ROD_RADIUS
 PUSH_OFFSET = BLOCK_HALF + ROD_RADIUS  # tip-to-centre distance when pushing a face
+TARGET_KEEP_OUT = CONTACT_DISTANCE + 0.008  # route radius around the block to be pushed
+RETREAT_MARGIN = 0.04  # m: the "retreat" route backs away only from a goal this far behind
 ZONE_DONE = 0.025  # m: a block this close to its zone centre is finished
 
 
@@ -30,13 +50,15 @@ class PushStyle:
 
     Attributes:
         name: label stored with each demo.
-        speed: tip travel per step while moving freely (m).
-        push_speed: tip travel per step while pushing (m).
+        speed: peak hand speed while moving freely (m per step).
+        push_speed: peak hand speed while pushing (m per step).
         route: "direct" (straight to the pre-push point, skirting blocks) or "retreat"
             (first back away from the table's far side, then across, then in).
         bulge: sideways offset (m) of the approach's midpoint: 0 is straight, >0 curved.
         clearance: distance kept from blocks' centres while approaching (m).
-        pause_steps: steps of stillness after each block is delivered.
+        pause: seconds of stillness after each block is delivered (a look at the scene).
+        variation: per-episode relative jitter of the route's distances (clearance,
+            bulge, retreat, pre-push gap), uniform in ``[1 - variation, 1 + variation]``.
     """
 
     name: str
@@ -45,66 +67,78 @@ class PushStyle:
     route: str = "direct"
     bulge: float = 0.0
     clearance: float = 0.07
-    pause_steps: int = 0
-
-
-def _segment_distance(
-    a: np.ndarray, b: np.ndarray, p: np.ndarray
-) -> tuple[float, float, np.ndarray]:
-    """Distance from p to segment ab, the closest point's fraction along ab, the point."""
-    ab = b - a
-    t = float(np.clip(np.dot(p - a, ab) / max(np.dot(ab, ab), 1e-12), 0.0, 1.0))
-    closest = a + t * ab
-    return float(np.linalg.norm(p - closest)), t, closest
+    pause: float = 0.0
+    variation: float = 0.35
 
 
 class PushScript:
-    """One episode of pushing: ``first`` block to ``first_zone``, then the other."""
+    """One episode of pushing: ``first`` block to ``first_zone``, then the other.
 
-    def __init__(self, operator: Operator, behaviour: str, rng: np.random.Generator) -> None:
+    The hand (``polymimic.operators.motor``) moves between the script's aim points: to the
+    pre-push point behind the block (skirting the other block), then, in contact, after a
+    point ``PUSH_LEAD`` ahead of the contact point on the line through the block's centre
+    to its zone, never past the point where the block would sit on the zone centre. The
+    script re-aims from every observation, so a block that turns or slips is lined up
+    again. Route distances vary per episode (``PushStyle.variation``).
+    """
+
+    def __init__(
+        self, operator: Operator, behaviour: str, rng: np.random.Generator, hand: Hand
+    ) -> None:
         first, zone = behaviour.split("-")
         other_block = "green" if first == "red" else "red"
         other_zone = ZONES[1 - ZONES.index(zone)]
         self.plan = [(first, zone), (other_block, other_zone)]
         self.style: PushStyle = operator.style
-        self.skill: Skill = operator.skill
-        self.rng = rng
+        self.hand = hand
         self.stage = 0
         self.pushing = False
-        self.pause = 0
-        self.noise = SkillNoise(operator.skill, rng)
+        jitter = lambda: 1.0 + self.style.variation * rng.uniform(-1.0, 1.0)  # noqa: E731
+        self.clearance = self.style.clearance * jitter()
+        self.bulge = self.style.bulge * jitter() * rng.choice((-1.0, 1.0))
+        self.retreat = 0.04 * jitter()
+        self.detour: list[np.ndarray] = []  # the "retreat" route's remaining via-points
+        self.pre_push_gap = PRE_PUSH_GAP * jitter()
+
+    @property
+    def revisable(self) -> bool:
+        """A change of mind is possible until the first block is delivered (a change of
+        mind mid-push leaves that block where it is; it is pushed to its zone later)."""
+        return self.stage == 0
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        target = obs["tip_target"].astype(np.float64)
-        drift = self.noise.step_drift()
-        if self.pause > 0:
-            self.pause -= 1
-            return np.zeros(2, dtype=np.float32)
         if self.stage >= len(self.plan):
-            return np.zeros(2, dtype=np.float32)
+            return self.hand.hold()
         block, zone = self.plan[self.stage]
         block_xy = obs[f"{block}_block"][:2].astype(np.float64)
         goal = ZONE_CENTRES[zone]
-        if np.linalg.norm(block_xy - goal) < ZONE_DONE:
-            self.stage, self.pushing = self.stage + 1, False
-            self.pause = self.noise.pause_length(self.style.pause_steps)
-            retreat = target - 0.03 * unit(goal - block_xy)
-            return move_towards(target, retreat, self.style.speed, MAX_STEP)
-        direction = unit(goal - block_xy)
         tip = obs["tip_pos"].astype(np.float64)
+        if np.linalg.norm(block_xy - goal) < ZONE_DONE:
+            self.stage, self.pushing, self.detour = self.stage + 1, False, []
+            if self.style.pause > 0:
+                self.hand.pause(self.style.pause)
+            back = tip - self.retreat * unit(goal - block_xy)
+            return self.hand.move(back, self.style.speed, FREE_TOLERANCE)
+        direction = unit(goal - block_xy)
         behind = float(np.dot(tip - block_xy, direction))
         lateral = float(np.linalg.norm(tip - block_xy - behind * direction))
         if self.pushing and (behind > -0.6 * PUSH_OFFSET or lateral > BLOCK_HALF):
             self.pushing = False  # lost the block: go round and line up again
         if self.pushing:
-            aim = block_xy - PUSH_OFFSET * direction + self.style.push_speed * direction
-            return move_towards(target, aim + drift, self.style.push_speed * 1.5, MAX_STEP)
-        pre_push = block_xy - (PUSH_OFFSET + 0.025) * direction
-        if np.linalg.norm(tip - pre_push) < 0.01:
+            to_go = float(np.linalg.norm(goal - block_xy))
+            aim = block_xy - PUSH_OFFSET * direction + min(PUSH_LEAD, to_go) * direction
+            return self.hand.move(aim, self.style.push_speed, PUSH_TOLERANCE, contact=True)
+        pre_push = block_xy - (PUSH_OFFSET + self.pre_push_gap) * direction
+        if np.linalg.norm(tip - pre_push) < PRE_PUSH_REACHED and not self.hand.moving:
             self.pushing = True
-        waypoint = self._next_waypoint(tip, pre_push, obs)
-        return move_towards(target, waypoint + drift, self.style.speed, MAX_STEP)
+        # Route from where the hand is heading: via-points then blend into one another.
+        waypoint = self._next_waypoint(self.hand.believed_end(), pre_push, obs)
+        tolerance = (
+            PRE_PUSH_TOLERANCE if np.array_equal(waypoint, pre_push)
+            else via_tolerance(waypoint, self.hand.believed_end())
+        )
+        return self.hand.move(waypoint, self.style.speed, tolerance)
 
     # ------------------------------------------------------------------ routing
     def _next_waypoint(
@@ -113,79 +147,118 @@ class PushScript:
         blocks = {b: obs[f"{b}_block"][:2].astype(np.float64) for b in ("red", "green")}
         route = [goal]
         if self.style.route == "retreat":
-            retreat_x = min(b[0] for b in blocks.values()) - 0.08
-            if tip[0] > retreat_x + 0.02 and goal[0] < tip[0]:
-                route = [np.array([retreat_x, tip[1]]), np.array([retreat_x, goal[1]]), goal]
-        elif self.style.bulge > 0:
+            route = self._retreat_route(tip, goal, blocks)
+        elif self.bulge != 0:
             mid = 0.5 * (tip + goal)
             normal = np.array([-(goal - tip)[1], (goal - tip)[0]])
             if np.linalg.norm(goal - tip) > 0.08:
-                route = [mid + self.style.bulge * unit(normal), goal]
-        return self._skirt_blocks(tip, route[0], blocks)
-
-    def _skirt_blocks(
-        self, tip: np.ndarray, waypoint: np.ndarray, blocks: dict[str, np.ndarray]
-    ) -> np.ndarray:
-        """Replace ``waypoint`` by a detour point when the straight path touches a block.
-
-        The block about to be pushed is skirted tightly (its pre-push point lies close to
-        it); the other block is given the style's clearance.
-        """
+                route = [mid + self.bulge * unit(normal), goal]
         current = self.plan[self.stage][0]
-        obstacles = []
-        for name, centre in blocks.items():
-            clearance = CONTACT_DISTANCE + 0.008
-            if name != current:
-                clearance = max(self.style.clearance, clearance)
-            distance, along, closest = _segment_distance(tip, waypoint, centre)
-            if distance < clearance:
-                obstacles.append((along, centre, closest, clearance))
-        if not obstacles:
-            return waypoint
-        # Skirt the block the path meets first; the next one is handled once past it.
-        _, centre, closest, clearance = min(obstacles, key=lambda o: o[0])
-        away = closest - centre
-        if np.linalg.norm(away) < 1e-6:  # straight through the centre: go round the left
-            seg = waypoint - tip
-            away = np.array([-seg[1], seg[0]])
-        return centre + 1.3 * clearance * unit(away)
+        names = ("red", "green")
+        centres = np.array([blocks[b] for b in names])
+        # The block about to be pushed is skirted tightly (its pre-push point lies close to
+        # it); the other one is given the style's clearance.
+        radii = np.array([
+            TARGET_KEEP_OUT if b == current else max(self.clearance, TARGET_KEEP_OUT)
+            for b in names
+        ])
+        return next_via_point(tip, route[0], centres, radii, WORKSPACE_LOW, WORKSPACE_HIGH,
+                              FREE_TOLERANCE)  # fmt: skip
+
+    def _retreat_route(
+        self, start: np.ndarray, goal: np.ndarray, blocks: dict[str, np.ndarray]
+    ) -> list[np.ndarray]:
+        """Back away from the far side, across, then in: planned once per approach.
+
+        The via-points are fixed when the approach starts (from where the hand is heading)
+        and dropped as the hand's plan reaches them; re-deciding every step from a moving
+        plan would flip between retreating and approaching.
+        """
+        retreat_x = min(b[0] for b in blocks.values()) - 0.08
+        # Only a goal well behind the hand calls for the detour: a hand that merely
+        # overshoots its goal by an endpoint error corrects straight back.
+        if not self.detour and start[0] > retreat_x + 0.02 and goal[0] < start[0] - RETREAT_MARGIN:
+            self.detour = [np.array([retreat_x, start[1]]), np.array([retreat_x, goal[1]])]
+        while self.detour and np.linalg.norm(self.detour[0] - start) < FREE_TOLERANCE:
+            self.detour.pop(0)
+        return [*self.detour, goal]
 
 
-def make_push_script(operator: Operator, behaviour: str, rng: np.random.Generator) -> PushScript:
-    return PushScript(operator, behaviour, rng)
+#: Distances (m) over which a difference in the scene moves a utility by 1 (see below).
+BLOCK_SCALE = 0.02
+ZONE_SCALE = 1.0
 
 
-def _prefer(*labels: str) -> dict[str, float]:
-    return {label: 1.0 for label in labels}
+def push_scene_utilities(obs: dict[str, np.ndarray]) -> dict[str, float]:
+    """How the scene pulls on the choice of behaviour ``"<first block>-<its zone>"``.
+
+    ``u = u_block + u_zone``, each clipped to [-1, 1]:
+
+    * ``u_block = (d(hand, other block) - d(hand, first block)) / BLOCK_SCALE``: people tend
+      to start with the block nearer their hand;
+    * ``u_zone = (d(first block, other zone) - d(first block, zone)) / ZONE_SCALE``: and,
+      more weakly, to push it to the nearer zone.
+
+    ``Strategy.probabilities`` turns these into choice probabilities.
+    """
+    hand = obs["tip_pos"][:2].astype(np.float64)
+    blocks = {b: obs[f"{b}_block"][:2].astype(np.float64) for b in ("red", "green")}
+    utilities = {}
+    for first, other in (("red", "green"), ("green", "red")):
+        u_block = (np.linalg.norm(hand - blocks[other]) - np.linalg.norm(hand - blocks[first]))
+        for zone, other_zone in (("left", "right"), ("right", "left")):
+            u_zone = np.linalg.norm(blocks[first] - ZONE_CENTRES[other_zone]) - np.linalg.norm(
+                blocks[first] - ZONE_CENTRES[zone]
+            )
+            utilities[f"{first}-{zone}"] = float(
+                np.clip(u_block / BLOCK_SCALE, -1, 1) + np.clip(u_zone / ZONE_SCALE, -1, 1)
+            )
+    return utilities
 
 
+def make_push_script(
+    operator: Operator, behaviour: str, rng: np.random.Generator, hand: Hand
+) -> PushScript:
+    return PushScript(operator, behaviour, rng, hand)
+
+
+def _prefer(*labels: str, others: float = 0.25) -> dict[str, float]:
+    """Weight 1 for ``labels``, ``others`` for the remaining behaviours: a soft preference."""
+    return {label: 1.0 if label in labels else others for label in PushEnv.behaviours}
+
+
+def _strategy(name: str, *labels: str) -> Strategy:
+    return Strategy(name, _prefer(*labels), scene_weight=SCENE_WEIGHT)
+
+
+# Soft preferences: an operator who prefers starting with red still starts with green
+# when the green block is much nearer (``push_scene_utilities``, scene_weight 1).
+SCENE_WEIGHT = 1.5  # I(B; s0) = 0.41 bits on the named population's initial states
 PUSH_STRATEGIES = {
-    "red_first": Strategy("red_first", _prefer("red-left", "red-right")),
-    "green_first": Strategy("green_first", _prefer("green-left", "green-right")),
-    "left_first": Strategy("left_first", _prefer("red-left", "green-left")),
-    "right_first": Strategy("right_first", _prefer("red-right", "green-right")),
-    "uniform": Strategy("uniform", _prefer("red-left", "red-right", "green-left", "green-right")),
+    "red_first": _strategy("red_first", "red-left", "red-right"),
+    "green_first": _strategy("green_first", "green-left", "green-right"),
+    "left_first": _strategy("left_first", "red-left", "green-left"),
+    "right_first": _strategy("right_first", "red-right", "green-right"),
+    "uniform": _strategy("uniform", *PushEnv.behaviours),
 }
 PUSH_STYLES = {
-    "direct_fast": PushStyle("direct_fast", speed=0.013, push_speed=0.009, route="direct"),
+    "direct_fast": PushStyle("direct_fast", speed=0.014, push_speed=0.012, route="direct"),
     "retreat_slow": PushStyle(
-        "retreat_slow", speed=0.008, push_speed=0.006, route="retreat", pause_steps=5
+        "retreat_slow", speed=0.011, push_speed=0.009, route="retreat", pause=0.3
     ),
-    "curved": PushStyle("curved", speed=0.011, push_speed=0.008, bulge=0.06, clearance=0.08),
+    "curved": PushStyle("curved", speed=0.013, push_speed=0.011, bulge=0.06, clearance=0.08),
 }
 PUSH_SKILLS = {
-    # Calibrated on 30 episodes per quality (uniform strategy, direct_fast): see
-    # scripts/quality_table.py. Push fails only by running out of time, so "worse" needs a
-    # reaction delay with a large overshoot (it oscillates about its waypoints); a delay of
-    # 2 steps with any overshoot makes the deadbeat script limit-cycle (success < 55%).
-    "better": Skill("better", drift=0.002, gain_noise=0.05, action_noise=0.05),
-    "okay": Skill(
-        "okay", drift=0.006, hesitation=0.3, reaction_delay=1, overshoot=0.35,
-        gain_noise=0.2, gain_time=10.0, action_noise=0.4, noise_time=6.0, fumble=0.3,
-    ),
-    "worse": Skill(
-        "worse", drift=0.012, drift_time=25.0, hesitation=0.6, reaction_delay=1,
-        overshoot=0.4, gain_noise=0.3, gain_time=10.0, action_noise=0.6, noise_time=4.0,
-        fumble=0.5,
-    ),
+    "better": Skill("better", MotorSkill(
+        reaction_time=0.2, fitts_b=0.10, speed=1.0, endpoint_noise=0.03,
+        velocity_noise=0.03, pause_chance=0.1,
+    )),
+    "okay": Skill("okay", MotorSkill(
+        reaction_time=0.25, fitts_b=0.16, speed=0.8, endpoint_noise=0.07,
+        velocity_noise=0.06, pause_chance=0.4,
+    )),
+    "worse": Skill("worse", MotorSkill(
+        reaction_time=0.3, fitts_b=0.22, speed=0.65, endpoint_noise=0.12,
+        velocity_noise=0.10, pause_chance=0.7, pause_time=0.8,
+    )),
 }

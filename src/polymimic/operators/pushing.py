@@ -1,8 +1,8 @@
 """Pushing skills shared by the rod tasks' scripted operators.
 
-Generalised from ``operators/push.py``: the bounded move towards a point, a closed-loop push of one block towards a goal point, and a shortest-path router
-around many blocks (``PushScript`` skirts only the first block its straight path meets,
-which is enough for two blocks but not for six).
+Shared by Push and Sort: a closed-loop push of one block towards a goal point, a
+shortest-path router around many blocks and the aim tolerances the hand
+(``polymimic.operators.motor``) is given.
 """
 
 from __future__ import annotations
@@ -21,18 +21,16 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 
 PRE_PUSH_GAP = 0.025  # m between the rod and the block's face before a push starts
-PRE_PUSH_REACHED = 0.01  # m: the rod this close to the pre-push point starts pushing
+PRE_PUSH_REACHED = 0.012  # m: the rod this close to the pre-push point starts pushing
+CENTRE_GAIN = 1.0  # lateral over-correction of a push aim per unit of the rod's offset
+PUSH_LEAD = 0.06  # m: while pushing, the hand aims this far past the contact point
+# Fitts' tolerances W (m) of the pushing tasks' aims: a pre-push point needs care, a
+# push's moving aim and a detour less.
+PRE_PUSH_TOLERANCE = 0.006
+PUSH_TOLERANCE = 0.015
+FREE_TOLERANCE = 0.02
 ROUTE_SAMPLES = 8  # route nodes per block: an octagon around its keep-out disc
 ROUTE_NODE_SCALE = 1.25  # octagon radius / disc radius (its edges then clear the disc)
-
-
-def move_towards(target: np.ndarray, goal: np.ndarray, speed: float, max_step: float) -> np.ndarray:
-    """The action moving the controller target at most ``speed`` (m) towards ``goal``."""
-    step = goal - target
-    norm = float(np.hypot(step[0], step[1]))
-    if norm > speed:
-        step = step * (speed / norm)
-    return np.clip(step / max_step, -1.0, 1.0).astype(np.float32)
 
 
 @dataclasses.dataclass
@@ -56,20 +54,29 @@ class BlockPush:
         return self.block_half + self.rod_radius
 
     def aim(
-        self, tip: np.ndarray, block: np.ndarray, goal: np.ndarray, push_speed: float
-    ) -> tuple[np.ndarray, bool]:
-        """(point to move to, whether it is a push aim rather than a pre-push point)."""
+        self, tip: np.ndarray, block: np.ndarray, goal: np.ndarray, lead: float,
+        settled: bool = True,
+    ) -> tuple[np.ndarray, bool]:  # fmt: skip
+        """(point to move to, whether it is a push aim rather than a pre-push point).
+
+        A push aims ``lead`` (m) past the contact point on the line through the block's
+        centre; the push starts once the rod is at the pre-push point and ``settled`` (the
+        hand at rest there).
+        """
         direction = unit(goal - block)
         behind = float(np.dot(tip - block, direction))
         lateral = float(np.linalg.norm(tip - block - behind * direction))
-        if self.pushing and (behind > -0.6 * self.offset or lateral > self.block_half):
+        if self.pushing and (behind > -0.6 * self.offset or lateral > self.block_half + 0.5 * self.rod_radius):
             self.pushing = False  # lost the block: go round and line up again
         if self.pushing:
-            return block - (self.offset - push_speed) * direction, True
+            # Aim back across the centre line by as much as the rod is off it: a hand
+            # that re-aims every few hundred ms must over-correct to stay on the face.
+            off_line = tip - block - behind * direction
+            return block - (self.offset - lead) * direction - CENTRE_GAIN * off_line, True
         pre_push = block - (self.offset + PRE_PUSH_GAP) * direction
         if self.low is not None and self.high is not None:
             pre_push = np.clip(pre_push, self.low + 0.002, self.high - 0.002)
-        if np.linalg.norm(tip - pre_push) < PRE_PUSH_REACHED:
+        if np.linalg.norm(tip - pre_push) < PRE_PUSH_REACHED and settled:
             self.pushing = True
         return pre_push, False
 
@@ -144,6 +151,46 @@ def route_waypoint(
     while previous[node] != 0:
         node = previous[node]
     return points[node]
+
+
+def next_via_point(
+    start: np.ndarray,
+    goal: np.ndarray,
+    centres: np.ndarray,
+    radii: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    reached: float,
+) -> np.ndarray:
+    """The first via-point of the shortest route (``route_waypoint``) farther than ``reached``.
+
+    The motor model plans from where the hand will come to rest: a via-point it is already
+    heading for (within ``reached``) is skipped, so the route's corners blend into one
+    another and the hand never waits at a corner it has reached.
+    """
+    start = np.asarray(start, dtype=np.float64)
+    point = start
+    for _ in range(ROUTE_SAMPLES * max(len(centres), 1)):
+        via = route_waypoint(point, goal, centres, radii, low, high)
+        if np.array_equal(via, goal) or np.linalg.norm(via - start) > reached:
+            # A skipped via-point is near but not at the hand: keep it when the straight
+            # line from the hand to the next one would cut an obstacle.
+            if point is not start and _blocked(start, via, centres, radii):
+                return point
+            return via
+        point = via
+    return goal
+
+
+def via_tolerance(via: np.ndarray, start: np.ndarray) -> float:
+    """Fitts' W for a free via-point: ``FREE_TOLERANCE``, or less for a near one.
+
+    ``next_via_point`` can return a via-point nearer than ``FREE_TOLERANCE`` (a corner the
+    hand must still round): it then needs a tolerance below its distance, or the hand
+    would never start the move.
+    """
+    distance = float(np.linalg.norm(np.asarray(via) - np.asarray(start)))
+    return FREE_TOLERANCE if distance > 1.5 * FREE_TOLERANCE else max(0.4 * distance, 0.003)
 
 
 def _shortest_paths(weights: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Scripted operators for ``polymimic/Sort{2,4,6}-v0``.
+"""Scripted operators for ``polymimic/Sort{2,4,6}-v1``.
 
 The behaviour label is the colour order to realise (e.g. ``"RBBR"``). The script is
 closed-loop and re-plans every step from the observation alone: for the next colour of
@@ -6,7 +6,8 @@ the order it picks one not-yet-sorted block of that colour (which one is the sty
 choice), routes the rod around every other block to the point behind it, and pushes it
 straight sideways along its row into its zone. The start slots never share a row, so that
 straight push meets no other block, whatever the order. Styles change the block choice,
-speed, clearance and pauses; skill adds time-correlated aim errors.
+speed, clearance and pauses; the hand (``polymimic.operators.motor``) moves between the
+script's aim points the way a person's would.
 """
 
 from __future__ import annotations
@@ -18,18 +19,22 @@ import numpy as np
 from polymimic.envs.objects import ROD_RADIUS
 from polymimic.envs.sort import (
     BLOCK_HALF,
-    MAX_STEP,
     WORKSPACE_HIGH,
     WORKSPACE_LOW,
     ZONE_SIDE,
     ZONE_Y,
+    colour_sequences,
 )
-from polymimic.operators.base import Operator, Skill, SkillNoise, Strategy
+from polymimic.operators.base import TIERS, Operator, Strategy
+from polymimic.operators.motor import Hand
 from polymimic.operators.pushing import (
+    FREE_TOLERANCE,
+    PRE_PUSH_TOLERANCE,
+    PUSH_LEAD,
     BlockPush,
-    move_towards,
-    route_waypoint,
+    next_via_point,
     steer_direction,
+    via_tolerance,
 )
 
 # The push follows the block's start row sideways: its direction is the zone's side plus
@@ -37,11 +42,14 @@ from polymimic.operators.pushing import (
 # before it could reach the next row or the workspace's far edge. It stops once the
 # centre is 4.5 cm inside the zone strip (|y| in [0.18, 0.34]).
 ROW_GAIN = 8.0  # 1/m: 1 cm off the row turns the wanted travel by 4.6 degrees
-STEER_GAIN = 1.5  # push overshoot per unit of face-normal error (see steer_direction)
+ROW_STEER_MAX = 1.5  # largest x-component of the wanted travel (per unit sideways): 14 deg
+# Rows are followed at x within this range (m): 6 cm inside the rod's reachable x range.
+ROW_X_RANGE = (float(WORKSPACE_LOW[0]) + 0.04, float(WORKSPACE_HIGH[0]) - 0.04)
+STEER_GAIN = 0.5  # push overshoot per unit of face-normal error (see steer_direction)
 DONE_DEPTH = 0.225  # m
 # Centre distance below which the rod touches a cube at any yaw (half-diagonal + radius).
 CONTACT_DISTANCE = BLOCK_HALF * np.sqrt(2) + ROD_RADIUS
-TARGET_KEEP_OUT = CONTACT_DISTANCE + 0.008  # the block about to be pushed: skirt it tightly
+TARGET_KEEP_OUT = CONTACT_DISTANCE + 0.022  # the block about to be pushed: skirt it (blended corners cut in)
 BACK_OFF = 0.03  # m the rod backs away from a delivered block before moving on
 PICKS = ("nearest", "near_first", "far_first")
 
@@ -52,12 +60,14 @@ class SortStyle:
 
     Attributes:
         name: label stored with each demo.
-        speed: tip travel per step while moving freely (m).
-        push_speed: tip travel per step while pushing (m).
+        speed: peak hand speed while moving freely (m per step).
+        push_speed: peak hand speed while pushing (m per step).
         clearance: keep-out radius around blocks other than the one being pushed (m).
         pick: which block of the requested colour goes next: ``"nearest"`` to the rod,
             ``"near_first"`` (closest to the robot, smallest x) or ``"far_first"``.
-        pause_steps: steps of stillness after each block is delivered.
+        pause: seconds of stillness after each block is delivered (a look at the scene).
+        variation: per-episode relative jitter of the clearance and the back-off,
+            uniform in ``[1 - variation, 1 + variation]``.
     """
 
     name: str
@@ -65,7 +75,8 @@ class SortStyle:
     push_speed: float = 0.008
     clearance: float = 0.065
     pick: str = "nearest"
-    pause_steps: int = 0
+    pause: float = 0.0
+    variation: float = 0.35
 
     def __post_init__(self) -> None:
         if self.pick not in PICKS:
@@ -82,27 +93,32 @@ def _blocks(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
 class SortScript:
     """One episode of sorting blocks in the colour order ``behaviour``."""
 
-    def __init__(self, operator: Operator, behaviour: str, rng: np.random.Generator) -> None:
+    def __init__(
+        self, operator: Operator, behaviour: str, rng: np.random.Generator, hand: Hand
+    ) -> None:
         if set(behaviour) - {"R", "B"}:
             raise ValueError(f"{behaviour!r} is not a colour order of 'R' and 'B'")
         self.order = behaviour
         self.style: SortStyle = operator.style
-        self.noise = SkillNoise(operator.skill, rng)
+        self.hand = hand
         self.stage = 0  # index into the order of the block being delivered
         self.current = -1  # env index of that block; -1: not chosen yet
         self.row_x = 0.0  # x of that block's row, fixed when it is chosen
         self.push = BlockPush(BLOCK_HALF, ROD_RADIUS, WORKSPACE_LOW, WORKSPACE_HIGH)
-        self.pause = 0
+        self.touched = False
+        jitter = lambda: 1.0 + self.style.variation * rng.uniform(-1.0, 1.0)  # noqa: E731
+        self.clearance = self.style.clearance * jitter()
+        self.back_off = BACK_OFF * jitter()
+
+    @property
+    def revisable(self) -> bool:
+        """A change of mind is possible until the rod first pushes a block."""
+        return not self.touched
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        target = obs["tip_target"].astype(np.float64)
-        tip = obs["tip_pos"].astype(np.float64)
-        drift = self.noise.step_drift()
-        if self.pause > 0:
-            self.pause -= 1
-            return np.zeros(2, dtype=np.float32)
         if self.stage >= len(self.order):
-            return np.zeros(2, dtype=np.float32)
+            return self.hand.hold()
+        tip = obs["tip_pos"].astype(np.float64)
         poses, colours = _blocks(obs)
         blocks = poses[:, :2]
         if self.current < 0:
@@ -112,16 +128,26 @@ class SortScript:
         if side * block[1] >= DONE_DEPTH:  # delivered: back off, then the next colour
             self.stage, self.current = self.stage + 1, -1
             self.push = BlockPush(BLOCK_HALF, ROD_RADIUS, WORKSPACE_LOW, WORKSPACE_HIGH)
-            self.pause = self.noise.pause_length(self.style.pause_steps)
-            back = target - np.array([0.0, side * BACK_OFF])
-            return move_towards(target, back, self.style.speed, MAX_STEP)
-        travel = np.array([ROW_GAIN * (self.row_x - block[0]), side])
+            if self.style.pause > 0:
+                self.hand.pause(self.style.pause)
+            back = tip - np.array([0.0, side * self.back_off])
+            return self.hand.move(back, self.style.speed, FREE_TOLERANCE)
+        # Steering back to the row is bounded: a hand that reacts late overshoots a steep
+        # correction and sends the block across the row towards the workspace edge.
+        back = float(np.clip(ROW_GAIN * (self.row_x - block[0]), -ROW_STEER_MAX, ROW_STEER_MAX))
+        travel = np.array([back, side])
         direction = steer_direction(travel, *poses[self.current, 2:], gain=STEER_GAIN)
-        aim, pushing = self.push.aim(tip, block, block + direction, self.style.push_speed)
+        lead = min(PUSH_LEAD, max(DONE_DEPTH + 0.01 - side * block[1], 0.0))
+        aim, pushing = self.push.aim(tip, block, block + direction, lead, not self.hand.moving)
         if pushing:
-            return move_towards(target, aim + drift, 1.5 * self.style.push_speed, MAX_STEP)
-        waypoint = self._route(tip, aim, blocks)
-        return move_towards(target, waypoint + drift, self.style.speed, MAX_STEP)
+            self.touched = True
+            return self.hand.track(aim, self.style.push_speed, along=direction)
+        waypoint = self._route(self.hand.believed_end(), aim, blocks)
+        tolerance = (
+            PRE_PUSH_TOLERANCE if np.array_equal(waypoint, aim)
+            else via_tolerance(waypoint, self.hand.believed_end())
+        )
+        return self.hand.move(waypoint, self.style.speed, tolerance)
 
     def _choose(self, tip: np.ndarray, blocks: np.ndarray, colours: str) -> None:
         """Lock the block of the next colour in the order that the style picks."""
@@ -142,58 +168,103 @@ class SortScript:
             key = [-float(blocks[i, 0]) for i in candidates]
         self.current = candidates[int(np.argmin(key))]
         # Straight sideways along the block's own row: that row holds no other start slot.
-        self.row_x = float(blocks[self.current, 0])
+        # A block next to the workspace's x edges is steered a little inward: a hand
+        # that reacts late lets it drift, and past the edge the rod cannot get behind it.
+        self.row_x = float(np.clip(blocks[self.current, 0], *ROW_X_RANGE))
 
     def _route(self, tip: np.ndarray, goal: np.ndarray, blocks: np.ndarray) -> np.ndarray:
-        radii = np.full(len(blocks), max(self.style.clearance, TARGET_KEEP_OUT))
+        radii = np.full(len(blocks), max(self.clearance, TARGET_KEEP_OUT))
         radii[self.current] = TARGET_KEEP_OUT
-        return route_waypoint(tip, goal, blocks, radii, WORKSPACE_LOW, WORKSPACE_HIGH)
+        return next_via_point(tip, goal, blocks, radii, WORKSPACE_LOW, WORKSPACE_HIGH,
+                              FREE_TOLERANCE)  # fmt: skip
 
 
-def make_sort_script(operator: Operator, behaviour: str, rng: np.random.Generator) -> SortScript:
-    return SortScript(operator, behaviour, rng)
+def make_sort_script(
+    operator: Operator, behaviour: str, rng: np.random.Generator, hand: Hand
+) -> SortScript:
+    return SortScript(operator, behaviour, rng, hand)
+
+
+#: Distance (m) by which the nearest red and nearest blue block's distances from the hand
+#: must differ to move a utility by 1 (about a block's width: a clear difference).
+NEAREST_SCALE = 0.05
+
+
+def sort_scene_utilities(obs: dict[str, np.ndarray]) -> dict[str, float]:
+    """How the scene pulls on the choice of colour order: start with the nearer colour.
+
+    ``u(order) = clip((d_other - d_first) / NEAREST_SCALE, -1, 1)`` with ``d_first`` the
+    distance from the hand to the nearest block of the order's first colour that is not in
+    its zone yet and ``d_other`` that of the other colour: people tend to start with the
+    block nearest their hand. Only the first colour is scored; the rest of the order is
+    left to the strategy's preferences. ``Strategy.probabilities`` turns these into
+    choice probabilities (bounded utilities: never a certain choice).
+    """
+    hand = obs["tip_pos"][:2].astype(np.float64)
+    poses, colours = _blocks(obs)
+    nearest = {}
+    for colour in ("R", "B"):
+        index = [i for i, c in enumerate(colours) if c == colour]
+        waiting = [i for i in index if ZONE_SIDE[colour] * poses[i, 1] < ZONE_Y[0]] or index
+        nearest[colour] = min(float(np.linalg.norm(poses[i, :2] - hand)) for i in waiting)
+    labels = colour_sequences(len(colours))
+    return {
+        label: float(np.clip(
+            (nearest["B" if label[0] == "R" else "R"] - nearest[label[0]]) / NEAREST_SCALE,
+            -1.0, 1.0,
+        ))
+        for label in labels
+    }  # fmt: skip
+
+
+# Soft preferences (as Push's): the preferred orders weigh 1, the others OTHERS; the scene
+# (``sort_scene_utilities``) moves them by up to exp(+-SCENE_WEIGHT), so an operator who
+# prefers reds first still starts with blue fairly often when a blue block is much nearer.
+OTHERS = 0.25
+SCENE_WEIGHT = 1.0
 
 
 def sort_strategies(behaviours: tuple[str, ...]) -> dict[str, Strategy]:
     """Order preferences over a variant's labels: uniform, reds first, blues first,
-    alternating colours (the labels with no two equal neighbours)."""
+    alternating colours (the labels with no two equal neighbours), each soft."""
 
-    def prefer(labels: list[str]) -> dict[str, float]:
-        return {label: 1.0 for label in labels}
+    def strategy(name: str, labels: list[str]) -> Strategy:
+        weights = {b: 1.0 if b in labels else OTHERS for b in behaviours}
+        return Strategy(name, weights, scene_weight=SCENE_WEIGHT)
 
     alternating = [b for b in behaviours if "RR" not in b and "BB" not in b]
     return {
-        "uniform": Strategy("uniform", prefer(list(behaviours))),
-        "reds_first": Strategy("reds_first", prefer([b for b in behaviours if b[0] == "R"])),
-        "blues_first": Strategy("blues_first", prefer([b for b in behaviours if b[0] == "B"])),
-        "alternating": Strategy("alternating", prefer(alternating)),
+        "uniform": strategy("uniform", list(behaviours)),
+        "reds_first": strategy("reds_first", [b for b in behaviours if b[0] == "R"]),
+        "blues_first": strategy("blues_first", [b for b in behaviours if b[0] == "B"]),
+        "alternating": strategy("alternating", alternating),
     }
 
 
 SORT_STYLES = {
-    "direct_fast": SortStyle("direct_fast", speed=0.013, push_speed=0.009, clearance=0.06),
+    "direct_fast": SortStyle("direct_fast", speed=0.014, push_speed=0.012, clearance=0.06),
     "near_first_slow": SortStyle(
         "near_first_slow",
-        speed=0.009,
-        push_speed=0.007,
+        speed=0.011,
+        push_speed=0.009,
         clearance=0.075,
         pick="near_first",
-        pause_steps=4,
+        pause=0.25,
     ),
-    "far_first": SortStyle("far_first", speed=0.011, push_speed=0.008, pick="far_first"),
+    "far_first": SortStyle("far_first", speed=0.013, push_speed=0.011, pick="far_first"),
 }
+# The shared tiers, with steadier hands: with four to six blocks close together a curved or
+# noisy approach knocks a neighbour, and a block knocked against the near edge of the
+# workspace cannot be pushed back (the rod cannot get behind it). The worse tier's pauses
+# before a push are shorter than the shared 0.8 s (mean): it pauses before every one of the
+# many pushes and re-pushes of a sort, and the time limit should end only stuck episodes.
 SORT_SKILLS = {
-    # One table for Sort2/4/6, calibrated on 30 episodes per quality and variant (uniform
-    # strategy, direct_fast). Every block is a chance to missort or to run late, so success
-    # falls with the number of blocks; a reaction delay costs Sort too much (okay with one
-    # step of delay: ~70% on Sort2/4), so these operators differ by drift, gain and noise.
-    "better": Skill("better", drift=0.001, gain_noise=0.05, action_noise=0.05),
-    "okay": Skill(
-        "okay", drift=0.004, hesitation=0.3, gain_noise=0.1, action_noise=0.15,
-        noise_time=5.0, fumble=0.1,
-    ),
-    "worse": Skill(
-        "worse", drift=0.0075, drift_time=25.0, hesitation=0.6, overshoot=0.15,
-        gain_noise=0.2, gain_time=10.0, action_noise=0.35, noise_time=4.0, fumble=0.4,
-    ),
-}
+    quality: dataclasses.replace(
+        skill, motor=dataclasses.replace(
+            skill.motor, curvature=0.03, operator_curvature=0.03,
+            endpoint_noise=skill.motor.endpoint_noise * 0.7,
+            pause_time=min(skill.motor.pause_time, 0.5),
+        )
+    )
+    for quality, skill in TIERS.items()
+}  # fmt: skip

@@ -1,14 +1,24 @@
-"""Scripted operators for ``polymimic/Stack-v0``.
+"""Scripted operators for ``polymimic/Stack-v1``.
 
-The behaviour label is the bottom-to-top colour order to build (e.g. ``"red-green-blue"``).
-The script is closed-loop and re-plans every step from the observation alone: the next
-cube to handle is the first one of the order that is not yet correctly stacked (so a
-stack that was knocked over is rebuilt), and each cube goes through the phases
-approach -> descend -> close -> transport -> lower -> release, every goal recomputed
-from the observed cube and stack positions. Styles change the route (``"vertical"``:
-up to a cruise height, across, straight down; ``"direct"``: across at the lowest height
-that clears the other cubes, then down -- the incompatible pair of the compatibility
-paper), speeds and pauses; skill adds time-correlated aim errors.
+The behaviour label is the bottom-to-top colour order (e.g. ``"red-green-blue"``). The
+script re-plans from every observation: the next cube is the first one of the order not
+yet correctly stacked (a knocked stack is rebuilt), and each cube goes through approach ->
+descend -> close -> transport -> lower -> release. The script decides *where* the hand
+goes (via-points planned once per leg, then the goal); the hand
+(``polymimic.operators.motor``) decides how it moves there, noise included. Routes:
+``"vertical"`` (up to a cruise height, across, straight down) or ``"direct"`` (across and
+down together over an arc, raised only over cubes in the way).
+
+**Mistakes.** An operator starts a contact movement (grasp descent, placing descent) and
+closes or opens the fingers once its hand is *at rest where it believes* the point is
+(``Hand.believed_end``): an endpoint error it has not noticed yet (``reaction_time`` after
+the movement ends) is carried into the contact, where a late correction can push the cube
+away. Mistakes the operator sees: an open finger landing on the cube's top or bumping it
+away during the descent, a failed grasp or a dropped cube, a cube that does not stand
+where it was put, a stack found lower than it was built. It lifts and tries again, and
+abandons the demo at its ``PATIENCE``-th mistake (or at once when a cube was pushed out
+of the arm's reach): failures come from mistakes, not from the time limit. Nothing waits
+for ever: a phase in which the hand rests ``STUCK_TIME`` without progress starts over.
 """
 
 from __future__ import annotations
@@ -23,7 +33,6 @@ from polymimic.envs.gripper import PAD_HALF
 from polymimic.envs.stack import (
     BLOCK_HALF,
     BLOCKS,
-    MAX_STEP,
     STACK_XY_TOL,
     STACK_Z_TOL,
     TARGET_CENTRE,
@@ -31,22 +40,39 @@ from polymimic.envs.stack import (
     WORKSPACE_HIGH,
     WORKSPACE_LOW,
 )
-from polymimic.operators.base import Operator, Skill, SkillNoise, Strategy
+from polymimic.operators.base import Operator, Skill, Strategy
+from polymimic.operators.motor import Hand, MotorSkill
 
 ROUTES = ("vertical", "direct")
-PHASES = ("approach", "descend", "close", "transport", "lower", "release", "done")
-REACHED = 0.006  # m: a goal this close counts as reached
+PHASES = ("approach", "descend", "close", "transport", "lower", "release", "done", "abandoned")
 PLACE_GAP = 0.003  # m between the carried cube and the one below when it is let go
 GRASP_MIN_Z = 0.018  # m, lowest grasp centre (pads stay 6 mm above the table)
-PHASE_TIMEOUT = 120  # steps in one phase before the script starts the cube over
+STUCK_TIME = 3.0  # s at rest (not moving, not pausing) before a phase starts over
 # Half extents (x, y) of the gripper's footprint around the tip: open fingers reach 5 cm
 # to either side in y; pads are 1 cm either side in x.
 OPEN_FOOTPRINT = (PAD_HALF[0] + 0.002, 0.052)
 OBSTACLE_MARGIN = 0.008  # m added around obstacles' footprints
-LOOKAHEAD = 0.06  # m of the path ahead checked for obstacles
-# The vertical route goes straight down once this close horizontally (m); aim corrections
-# below it happen on the way down instead of climbing back to the cruise height.
+# The vertical route goes straight down once this close horizontally (m).
 DOWN_RADIUS = 0.03
+# Fitts' tolerances W (m): the pre-grasp, grasp and place points need care, via-points
+# little (a via-point closer than VIA_TOLERANCE to where the hand is heading is passed).
+PRE_GRASP_TOLERANCE = 0.005
+GRASP_TOLERANCE = 0.004
+PLACE_TOLERANCE = 0.004
+ABOVE_TOLERANCE = 0.006
+VIA_TOLERANCE = 0.01
+FREE_TOLERANCE = 0.02
+BLOCKED = 0.012  # m: the tip this far above the controller's target is resting on something
+BUMPED = 0.012  # m: a cube moved this far during the grasp descent was bumped by a finger
+# The operator abandons the demo at its PATIENCE-th mistake; a stack counts as knocked
+# once it has stood lower than built for KNOCK_CONFIRM s (not a wobble); a cube lying
+# UNREACHABLE (m) beyond the workspace box cannot be reached by the arm.
+PATIENCE = 2
+KNOCK_CONFIRM = 0.5
+UNREACHABLE = 0.005
+REPLAN = 0.02  # m: a leg's goal that moved this far since planning gets a new route
+AIM_MARGIN = 0.003  # m: aims stay this far inside the workspace box (no clipped targets)
+ARC_MIN_ACROSS = 0.12  # m: the direct route arcs only over legs at least this long
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,30 +81,42 @@ class StackStyle:
 
     Attributes:
         name: label stored with each demo.
-        route: ``"vertical"`` (rise to ``cruise_height``, move across, go straight down)
-            or ``"direct"`` (move across and down together, only as high as the other
-            cubes require).
-        speed: tip travel per step with an empty gripper (m).
-        carry_speed: tip travel per step while carrying a cube (m).
-        fine_speed: tip travel per step in the final descents to grasp and to place (m).
+        route: ``"vertical"`` or ``"direct"`` (see the module docstring).
+        speed: peak hand speed with an empty gripper (m per step).
+        carry_speed: peak hand speed while carrying a cube (m per step).
+        fine_speed: peak hand speed of the descents to grasp and to place (m per step).
         cruise_height: tip height of the vertical route's crossings (m).
         clearance: vertical gap kept above other cubes while crossing them (m).
         pre_gap: gap between the pads' bottom and the cube's top from which the grasp
             descent starts (m).
-        grip_steps: steps the fingers are given to close before lifting.
-        pause_steps: steps of stillness after each release.
+        arc: mean height of the direct route's arc over long legs (m), per episode
+            uniform in ``[0, 2 arc]`` (how high people lift varies much more from trial
+            to trial than the geometry demands).
+        lift: straight-up lift of a grasped cube before it is carried (m).
+        blend: distance (m) before a via-point at which the next movement starts, so the
+            route's corners are rounded (the submovements superpose).
+        grip: seconds the fingers are given to close before lifting.
+        pause: seconds of stillness after each release (a look at the stack).
+        variation: per-episode relative jitter of the route's distances (cruise
+            height, clearance, pre-gap, lift, blend), uniform in ``[1 - v, 1 + v]``; the
+            pre-grasp point is also offset from above the cube by up to ``variation * 3
+            cm`` horizontally (a slanted final approach).
     """
 
     name: str
     route: str = "direct"
-    speed: float = 0.013
-    carry_speed: float = 0.011
+    speed: float = 0.014
+    carry_speed: float = 0.012
     fine_speed: float = 0.006
     cruise_height: float = 0.20
     clearance: float = 0.015
     pre_gap: float = 0.012
-    grip_steps: int = 6
-    pause_steps: int = 0
+    arc: float = 0.06
+    lift: float = 0.03
+    blend: float = 0.03
+    grip: float = 0.3
+    pause: float = 0.0
+    variation: float = 0.3
 
     def __post_init__(self) -> None:
         if self.route not in ROUTES:
@@ -90,113 +128,194 @@ def _cubes(obs: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([obs[f"{b}_block"][:3] for b in BLOCKS]).astype(np.float64)
 
 
-def stacked_prefix(cubes: np.ndarray, plan: list[int]) -> int:
-    """How many cubes of ``plan`` (bottom first) already stand correctly on the target.
+def _inside(point: np.ndarray) -> np.ndarray:
+    """``point`` moved inside the workspace box: the controller would clip it otherwise."""
+    return np.clip(point, WORKSPACE_LOW + AIM_MARGIN, WORKSPACE_HIGH - AIM_MARGIN)
 
-    The env's success geometry (target square, 2 cm offsets, resting heights).
-    """
+
+def stacked_prefix(cubes: np.ndarray, plan: list[int]) -> int:
+    """How many cubes of ``plan`` (bottom first) already stand correctly on the target,
+    by the env's success geometry (target square, 2 cm offsets, resting heights)."""
     for level, index in enumerate(plan):
-        x, y, z = cubes[index]
         half = BLOCK_HALF[BLOCKS[index]]
         if level == 0:
-            ok = (
-                np.all(np.abs(cubes[index, :2] - TARGET_CENTRE) <= TARGET_HALF)
-                and abs(z - half) <= STACK_Z_TOL
-            )
+            support, z, tolerance = TARGET_CENTRE, half, None
         else:
-            below = plan[level - 1]
-            top = cubes[below, 2] + BLOCK_HALF[BLOCKS[below]]
-            ok = (
-                np.hypot(x - cubes[below, 0], y - cubes[below, 1]) <= STACK_XY_TOL
-                and abs(z - top - half) <= STACK_Z_TOL
-            )
-        if not ok:
+            below = cubes[plan[level - 1]]
+            support, z = below[:2], below[2] + BLOCK_HALF[BLOCKS[plan[level - 1]]] + half
+            tolerance = STACK_XY_TOL
+        offset = cubes[index, :2] - support
+        inside = (
+            np.all(np.abs(offset) <= TARGET_HALF)
+            if tolerance is None
+            else np.hypot(*offset) <= tolerance
+        )
+        if not (inside and abs(cubes[index, 2] - z) <= STACK_Z_TOL):
             return level
     return len(plan)
 
 
 class _View(NamedTuple):
-    """What a phase handler sees this step."""
+    """What a phase handler sees this step (the observation from ``reaction_time`` ago)."""
 
     tip: np.ndarray  # measured grasp centre (3,)
     target: np.ndarray  # the controller's target (3,)
     cubes: np.ndarray  # cube centres (3, 3)
     opening: float  # between the pads (m)
-    drift: np.ndarray  # the skill's current aim offset in x, y (2,)
+
+
+class _Body(NamedTuple):
+    """What moves with the hand, for the obstacle checks: half extents (x, y) around a
+    point ``offset`` from the grasp centre, reaching ``depth`` below that point."""
+
+    half_x: float
+    half_y: float
+    depth: float
+    offset: np.ndarray
 
 
 class StackScript:
     """One episode of stacking the cubes in the bottom-to-top order ``behaviour``."""
 
-    def __init__(self, operator: Operator, behaviour: str, rng: np.random.Generator) -> None:
+    def __init__(
+        self, operator: Operator, behaviour: str, rng: np.random.Generator, hand: Hand
+    ) -> None:
         names = behaviour.split("-")
         if sorted(names) != sorted(BLOCKS):
             raise ValueError(f"{behaviour!r} is not a stacking order of {BLOCKS}")
         self.plan = [BLOCKS.index(n) for n in names]
         self.style: StackStyle = operator.style
-        self.noise = SkillNoise(operator.skill, rng)
-        self.phase = "approach"
-        self.phase_steps = 0
-        self.pause = 0
+        self.hand = hand
+        self.phase, self.phase_steps = "approach", 0
         self.current = self.plan[0]
+        self.grasped = False
+        self.mistakes = 0  # failed grasps, dropped cubes, knocked stacks
+        self.built, self.lower_steps = 0, 0  # highest stack seen; steps it has been lower
+        self.grip_offset = np.zeros(3)  # carried cube's centre minus the grasp centre
+        self.descent_cube = np.zeros(3)  # where the cube was when the grasp descent began
+        self.route: list[np.ndarray] = []  # via-points of the current leg
+        self.leg_goal: np.ndarray | None = None
+        style = self.style
+        jitter = lambda: 1.0 + style.variation * rng.uniform(-1.0, 1.0)  # noqa: E731
+        self.cruise = style.cruise_height * jitter()
+        self.clearance = style.clearance * jitter()
+        self.pre_gap = style.pre_gap * jitter()
+        self.arc = style.arc * rng.uniform(0.0, 2.0)
+        self.lift = style.lift * jitter()
+        self.blend = style.blend * jitter()
+        self.approach_offset = style.variation * 0.03 * rng.uniform(-1.0, 1.0, 2)
+        self.stuck_limit = int(round(STUCK_TIME / hand.dt))
+        self.stuck = 0  # steps the hand has rested in this phase
+
+    @property
+    def revisable(self) -> bool:
+        """A change of mind is possible until the fingers first close on a cube."""
+        return not self.grasped
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        drift = self.noise.step_drift()
-        self.phase_steps += 1
-        if self.pause > 0:
-            self.pause -= 1
-            return self._action(np.zeros(3), closed=self.phase in ("close", "transport", "lower"))
         view = _View(
             tip=obs["tip_pos"].astype(np.float64),
             target=obs["tip_target"].astype(np.float64),
             cubes=_cubes(obs),
             opening=float(obs["gripper"][0]),
-            drift=drift,
         )
+        self.phase_steps += 1
+        resting = not self.hand.moving and not self.hand.paused
+        self.stuck = self.stuck + 1 if resting else 0
+        if self.phase == "abandoned" or self._give_up(view):
+            return self._finish(view, "abandoned")
         if self.phase in ("approach", "done"):
-            level = stacked_prefix(view.cubes, self.plan)
+            level = self._stack_level(view)
             if level == len(self.plan):
-                return self._finish(view)
+                return self._finish(view, "done")
             self._set_phase("approach")
             self.current = self.plan[level]
-        if self.phase_steps > PHASE_TIMEOUT:
+        elif self.stuck > self.stuck_limit:
             self._set_phase("approach")  # stuck: open and start this cube over
-        handler = getattr(self, f"_{self.phase}")
-        return handler(view)
+        motion, closed = getattr(self, f"_{self.phase}")(view)
+        return np.append(motion, 1.0 if closed else -1.0).astype(np.float32)
+
+    def _stack_level(self, view: _View) -> int:
+        """How many cubes stand as planned; a stack lower than the operator has built or
+        seen it for ``KNOCK_CONFIRM`` s (not a wobble) counts as a mistake."""
+        level = stacked_prefix(view.cubes, self.plan)
+        self.lower_steps = self.lower_steps + 1 if level < self.built else 0
+        if self.lower_steps * self.hand.dt >= KNOCK_CONFIRM:
+            self.mistakes, self.built, self.lower_steps = self.mistakes + 1, level, 0
+        self.built = max(self.built, level)
+        return level
+
+    @property
+    def abandoned(self) -> bool:
+        """The operator gave up (too many mistakes, or a cube out of reach)."""
+        return self.phase == "abandoned"
+
+    def _give_up(self, view: _View) -> bool:
+        """Too many mistakes, or a cube pushed beyond the arm's reach: abandon the demo."""
+        reach = (view.cubes[:, :2] < WORKSPACE_LOW[:2] - UNREACHABLE) | (
+            view.cubes[:, :2] > WORKSPACE_HIGH[:2] + UNREACHABLE
+        )
+        return self.mistakes >= PATIENCE or bool(reach.any())
+
+    def _dropped(self) -> tuple[np.ndarray, bool]:
+        """The cube is not between the pads: a failed grasp or a dropped cube (a
+        mistake); open and pick it up again."""
+        self.mistakes += 1
+        self._set_phase("approach")
+        return self.hand.hold(), False
 
     def _set_phase(self, phase: str) -> None:
         if phase != self.phase:
-            self.phase, self.phase_steps = phase, 0
+            self.phase, self.phase_steps, self.stuck = phase, 0, 0
+            self.route, self.leg_goal = [], None
 
-    def _action(self, step: np.ndarray, closed: bool) -> np.ndarray:
-        move = np.clip(step / MAX_STEP, -1.0, 1.0)
-        return np.append(move, 1.0 if closed else -1.0).astype(np.float32)
+    def _at_rest_at(self, point: np.ndarray, tolerance: float) -> bool:
+        """The hand has stopped where the operator believes ``point`` is."""
+        if self.hand.moving or self.route:
+            return False
+        return bool(np.linalg.norm(self.hand.believed_end() - point) <= tolerance + 1e-4)
 
     # ------------------------------------------------------------------ phases
-    def _approach(self, view: _View) -> np.ndarray:
-        """Open gripper to just above the cube (the route keeps clear of the others)."""
+    def _approach(self, view: _View) -> tuple[np.ndarray, bool]:
+        """Open gripper to the pre-grasp point above the cube (clear of the others)."""
         cube = view.cubes[self.current]
-        lift = BLOCK_HALF[BLOCKS[self.current]] + PAD_HALF[2] + self.style.pre_gap
-        goal = cube + (view.drift[0], view.drift[1], lift)
-        offset = view.tip - goal
-        if np.hypot(offset[0], offset[1]) < REACHED and abs(offset[2]) < 2 * REACHED:
+        lift = BLOCK_HALF[BLOCKS[self.current]] + PAD_HALF[2] + self.pre_gap
+        goal = _inside(cube + (*self.approach_offset, lift))
+        if self._at_rest_at(goal, PRE_GRASP_TOLERANCE):
             self._set_phase("descend")
-        step = self._route(view.target, goal, view.cubes, self._others(), OPEN_FOOTPRINT,
-                           PAD_HALF[2], self.style.speed)
-        return self._action(step, closed=False)
+            self.descent_cube = cube.copy()
+            return self._descend(view)
+        # The cube itself is crossed no lower than the pre-grasp height (after a failed
+        # attempt the hand may start low beside it).
+        open_hand = _Body(*OPEN_FOOTPRINT, PAD_HALF[2], np.zeros(3))
+        self._plan_leg(goal, view.cubes, open_hand, own_height=goal[2])
+        return self._follow(goal, self.style.speed, PRE_GRASP_TOLERANCE), False
 
-    def _descend(self, view: _View) -> np.ndarray:
+    def _grasp_point(self, view: _View) -> np.ndarray:
         cube = view.cubes[self.current]
-        goal = np.array([*(cube[:2] + view.drift), max(cube[2], GRASP_MIN_Z)])
-        if np.linalg.norm(view.tip - goal) < 0.5 * REACHED:
-            self._set_phase("close")
-        return self._action(_bounded(goal - view.target, self.style.fine_speed), closed=False)
+        return _inside(np.array([cube[0], cube[1], max(cube[2], GRASP_MIN_Z)]))
 
-    def _close(self, view: _View) -> np.ndarray:
-        if self.phase_steps >= self.style.grip_steps:
+    def _descend(self, view: _View) -> tuple[np.ndarray, bool]:
+        """Down around the cube. A finger resting on the cube's top, or a cube bumped away
+        by a finger, is a mistake: the operator lifts and lines up again."""
+        goal = self._grasp_point(view)
+        blocked = not self.hand.moving and view.tip[2] - view.target[2] > BLOCKED
+        bumped = np.linalg.norm(view.cubes[self.current] - self.descent_cube) > BUMPED
+        if blocked or bumped:
+            self.mistakes += 1
+            self._set_phase("approach")
+            return self.hand.hold(), False
+        if self._at_rest_at(goal, GRASP_TOLERANCE):
+            self._set_phase("close")
+            self.grasped = True
+        return self.hand.move(goal, self.style.fine_speed, GRASP_TOLERANCE, contact=True), False
+
+    def _close(self, view: _View) -> tuple[np.ndarray, bool]:
+        if self.phase_steps * self.hand.dt >= self.style.grip:
             self._set_phase("transport")
-        return self._action(np.zeros(3), closed=True)
+            self.grip_offset = view.cubes[self.current] - view.tip
+        return self.hand.hold(), True
 
     def _holding(self, view: _View) -> bool:
         """The current cube sits between the pads, which stopped at its faces."""
@@ -209,7 +328,7 @@ class StackScript:
         )
 
     def _place_point(self, view: _View) -> np.ndarray:
-        """Where the carried cube's centre goes: just above its support, plus the drift."""
+        """Where the carried cube's centre goes: just above its support."""
         level = self.plan.index(self.current)
         half = BLOCK_HALF[BLOCKS[self.current]]
         if level == 0:
@@ -218,122 +337,176 @@ class StackScript:
             below = view.cubes[self.plan[level - 1]]
             centre = below[:2]
             z = below[2] + BLOCK_HALF[BLOCKS[self.plan[level - 1]]] + half + PLACE_GAP
-        return np.array([*(centre + view.drift), z])
+        return np.array([*centre, z])
 
-    def _transport(self, view: _View) -> np.ndarray:
-        """Carry the cube to just above its place (in cube coordinates: the cube may sit a
-        few mm off the grasp centre; the target moves by the same displacement)."""
+    def _transport(self, view: _View) -> tuple[np.ndarray, bool]:
+        """Lift the cube, then carry it to just above its place (aims in cube coordinates:
+        the cube sits a few mm off the grasp centre; the hand aims that much beside)."""
         if not self._holding(view):
-            self._set_phase("approach")  # dropped it: pick it up again
-            return self._action(np.zeros(3), closed=False)
-        cube = view.cubes[self.current]
-        above = self._place_point(view) + (0.0, 0.0, self.style.clearance)
-        offset = cube - above
-        if np.hypot(offset[0], offset[1]) < REACHED and abs(offset[2]) < 2 * REACHED:
+            return self._dropped()
+        above = self._place_point(view) + (0.0, 0.0, self.clearance)
+        goal = _inside(above - self.grip_offset)
+        if self._at_rest_at(goal, ABOVE_TOLERANCE):
             self._set_phase("lower")
+            return self._lower(view)
         half = BLOCK_HALF[BLOCKS[self.current]]
-        footprint = (half + 0.004, half + 2 * PAD_HALF[1] + 0.002)
-        step = self._route(cube, above, view.cubes, self._others(), footprint, half,
-                           self.style.carry_speed)
-        return self._action(step, closed=True)
+        cube = _Body(half + 0.004, half + 2 * PAD_HALF[1] + 0.002, half, self.grip_offset)
+        lift = None  # the first leg starts with a lift, straight up
+        if self.leg_goal is None:
+            lift = _inside(self.hand.believed_end() + (0.0, 0.0, self.lift))
+        self._plan_leg(goal, view.cubes, cube, start=lift)
+        return self._follow(goal, self.style.carry_speed, ABOVE_TOLERANCE), True
 
-    def _lower(self, view: _View) -> np.ndarray:
+    def _lower(self, view: _View) -> tuple[np.ndarray, bool]:
+        """Put the cube down; it is let go when the hand stops or the cube rests early."""
         if not self._holding(view):
-            self._set_phase("approach")
-            return self._action(np.zeros(3), closed=False)
-        error = self._place_point(view) - view.cubes[self.current]
-        placed = np.hypot(error[0], error[1]) < 0.004 and abs(error[2]) < 0.002
-        if placed or self.phase_steps > 40:  # > 40: resting on something, let go anyway
+            return self._dropped()
+        goal = _inside(self._place_point(view) - self.grip_offset)
+        resting = not self.hand.moving and view.tip[2] - view.target[2] > BLOCKED
+        if self._at_rest_at(goal, PLACE_TOLERANCE) or resting:
             self._set_phase("release")
-            self.pause = self.noise.pause_length(0)
-        return self._action(_bounded(error, self.style.fine_speed), closed=True)
+        return self.hand.move(goal, self.style.fine_speed, PLACE_TOLERANCE, contact=True), True
 
-    def _release(self, view: _View) -> np.ndarray:
+    def _release(self, view: _View) -> tuple[np.ndarray, bool]:
         half = BLOCK_HALF[BLOCKS[self.current]]
-        if view.opening > 2 * half + 0.015 and self.phase_steps >= 3:
+        if view.opening > 2 * half + 0.015 and self.phase_steps * self.hand.dt >= 0.15:
+            # The operator believes the stack is one cube higher now: a cube that does not
+            # stand there (put down beside the stack, fell off) is a mistake.
+            self.built = max(self.built, self.plan.index(self.current) + 1)
             self._set_phase("approach")
-            self.pause = self.noise.pause_length(self.style.pause_steps)
-        return self._action(np.zeros(3), closed=False)
+            if self.style.pause > 0:
+                self.hand.pause(self.style.pause)
+        return self.hand.hold(), False
 
-    def _finish(self, view: _View) -> np.ndarray:
-        """All stacked: lift the open gripper clear of the stack and wait."""
-        self._set_phase("done")
-        clear = float(np.max(view.cubes[:, 2])) + 0.06
-        step = np.zeros(3)
-        if view.target[2] < clear:
-            step[2] = min(self.style.speed, clear - view.target[2])
-        return self._action(step, closed=False)
-
-    def _others(self) -> list[int]:
-        return [i for i in range(len(BLOCKS)) if i != self.current]
+    def _finish(self, view: _View, phase: str) -> np.ndarray:
+        """All stacked (or abandoned): lift the open gripper clear of the cubes and wait."""
+        self._set_phase(phase)
+        end = self.hand.believed_end()
+        clear = max(float(np.max(view.cubes[:, 2])) + 0.06, end[2])
+        motion = self.hand.move(_inside(np.array([end[0], end[1], clear])), self.style.speed,
+                                FREE_TOLERANCE)  # fmt: skip
+        return np.append(motion, -1.0).astype(np.float32)
 
     # ------------------------------------------------------------------ routing
-    def _route(
-        self,
-        start: np.ndarray,
-        goal: np.ndarray,
-        cubes: np.ndarray,
-        obstacles: list[int],
-        footprint: tuple[float, float],
-        depth: float,
-        speed: float,
-    ) -> np.ndarray:
-        """One step from ``start`` towards ``goal`` that keeps clear of other cubes.
+    def _follow(self, goal: np.ndarray, speed: float, tolerance: float) -> np.ndarray:
+        """Move along the leg's via-points, then to ``goal``.
 
-        ``footprint`` is the half extent (x, y) of what moves, ``depth`` how far it
-        reaches below the tip. The vertical route rises to the cruise height before
-        moving across; the direct route moves straight, rising only where a cube in the
-        way demands it.
+        A via-point is left for the next one once the hand is heading there and has less
+        than ``blend`` to go: the next submovement superposes on the current one, so the
+        corner is rounded rather than stopped at.
         """
-        delta = goal - start
-        across = float(np.hypot(delta[0], delta[1]))
+        end = self.hand.believed_end()
+        while self.route:
+            via = self.route[0]
+            if np.linalg.norm(end - via) > VIA_TOLERANCE:
+                return self.hand.move(via, speed, VIA_TOLERANCE)
+            if np.linalg.norm(end - self.hand.position) > self.blend:
+                return self.hand.move(via, speed, VIA_TOLERANCE)
+            self.route.pop(0)
+        return self.hand.move(goal, speed, tolerance)
+
+    def _plan_leg(
+        self, goal: np.ndarray, cubes: np.ndarray, body: _Body, start: np.ndarray | None = None,
+        own_height: float | None = None,
+    ) -> None:  # fmt: skip
+        """Plan the via-points to ``goal`` (hand coordinates) once per leg, and again when
+        the goal has moved (a cube was pushed). ``start`` (default: where the hand is
+        heading) is itself a via-point (the lift of a grasped cube). With ``own_height``
+        the current cube is an obstacle too, crossed at that tip height.
+        """
+        if self.leg_goal is not None and np.linalg.norm(goal - self.leg_goal) < REPLAN:
+            return
+        self.leg_goal = goal
+        first = self.hand.believed_end() if start is None else start
+        vias = self._route_points(first + body.offset, goal + body.offset, cubes, body, own_height)
+        self.route = ([] if start is None else [start]) + [_inside(v - body.offset) for v in vias]
+
+    def _route_points(
+        self, start: np.ndarray, goal: np.ndarray, cubes: np.ndarray, body: _Body,
+        own_height: float | None,
+    ) -> list[np.ndarray]:  # fmt: skip
+        """Via-points (not including ``goal``) of the style's route from ``start``: the
+        vertical route's corners at the cruise height, or the direct route's arc, raised
+        over the other cubes where the straight path would meet one."""
+        across = float(np.hypot(*(goal - start)[:2]))
+        top = float(WORKSPACE_HIGH[2]) - AIM_MARGIN
         if self.style.route == "vertical" and across > DOWN_RADIUS:
-            cruise = max(self.style.cruise_height, goal[2])
-            if start[2] < cruise - 0.004:
-                return np.array([0.0, 0.0, min(speed, cruise - start[2])])
-            delta = np.array([delta[0], delta[1], cruise - start[2]])
-        step = _bounded(delta, speed)
-        ahead = start[:2] + (delta[:2] / max(across, 1e-9)) * min(across, LOOKAHEAD)
-        needed = self._clear_height(start[:2], ahead, cubes, obstacles, footprint, depth)
-        if start[2] + step[2] < needed:
-            if start[2] < needed - 0.002:  # too low to cross: rise first
-                return np.array([0.0, 0.0, min(speed, needed - start[2])])
-            step[2] = needed - start[2]
-        return step
-
-    def _clear_height(
-        self,
-        start: np.ndarray,
-        end: np.ndarray,
-        cubes: np.ndarray,
-        obstacles: list[int],
-        footprint: tuple[float, float],
-        depth: float,
-    ) -> float:
-        """Lowest tip height that clears every obstacle cube met on the path start->end."""
-        needed = float(WORKSPACE_LOW[2])
-        samples = np.linspace(0.0, 1.0, 7)[:, None] * (end - start) + start
-        for index in obstacles:
-            centre = cubes[index]
-            half = BLOCK_HALF[BLOCKS[index]] * 1.15 + OBSTACLE_MARGIN  # yawed cubes: wider
-            near = (np.abs(samples[:, 0] - centre[0]) < footprint[0] + half) & (
-                np.abs(samples[:, 1] - centre[1]) < footprint[1] + half
-            )
-            if near.any():
-                top = centre[2] + BLOCK_HALF[BLOCKS[index]]
-                needed = max(needed, top + depth + self.style.clearance)
-        return min(needed, float(WORKSPACE_HIGH[2]))
+            cruise = min(max(self.cruise, goal[2]), top)
+            vias = [] if start[2] >= cruise - VIA_TOLERANCE else [np.array([*start[:2], cruise])]
+            return vias + [np.array([*goal[:2], cruise])]
+        arc = self.arc if self.style.route == "direct" and across > ARC_MIN_ACROSS else 0.0
+        n = max(int(np.ceil(across / 0.005)), 2) + 1
+        samples = start + np.linspace(0.0, 1.0, n)[:, None] * (goal - start)
+        others = [i for i in range(len(BLOCKS)) if i != self.current]
+        needed = _needed_heights(samples, cubes, others, body, self.clearance)
+        if own_height is not None:
+            own = _needed_heights(samples, cubes, [self.current], body, self.clearance)
+            needed = np.maximum(needed, np.where(own > WORKSPACE_LOW[2], own_height, 0.0))
+        low = samples[:, 2] < needed - 1e-3
+        if not low.any():
+            return [0.5 * (start + goal) + (0.0, 0.0, arc)] if arc > 0 else []
+        height = min(float(needed.max()) + arc, top)
+        first, last = np.flatnonzero(low)[[0, -1]]
+        vias = []
+        if start[2] < height - VIA_TOLERANCE:  # rise on the way, before the first obstacle
+            vias.append(np.array([*samples[max(first - 1, 0), :2], height]))
+        vias.append(np.array([*samples[min(last + 1, n - 1), :2], height]))
+        return vias
 
 
-def _bounded(step: np.ndarray, speed: float) -> np.ndarray:
-    norm = float(np.linalg.norm(step))
-    return step * (speed / norm) if norm > speed else step
+def _needed_heights(
+    samples: np.ndarray, cubes: np.ndarray, obstacles: list[int], body: _Body, clearance: float
+) -> np.ndarray:
+    """Per sample point (of the moving body's reference point), the lowest height that
+    keeps the body ``clearance`` above every obstacle cube under its footprint."""
+    needed = np.full(len(samples), float(WORKSPACE_LOW[2]))
+    for index in obstacles:
+        centre = cubes[index]
+        half = BLOCK_HALF[BLOCKS[index]] * 1.15 + OBSTACLE_MARGIN  # yawed cubes: wider
+        near = (np.abs(samples[:, 0] - centre[0]) < body.half_x + half) & (
+            np.abs(samples[:, 1] - centre[1]) < body.half_y + half
+        )
+        top = centre[2] + BLOCK_HALF[BLOCKS[index]] + body.depth + clearance
+        needed = np.where(near, np.maximum(needed, top), needed)
+    return needed
+
+
+#: Distance (m) over which a difference in the scene moves a utility by 1 (see below).
+SCENE_SCALE = 0.05
+
+
+def stack_scene_utilities(obs: dict[str, np.ndarray]) -> dict[str, float]:
+    """How the scene pulls on the choice of the order ``"<bottom>-<middle>-<top>"``.
+
+    People tend to pick up next the cube nearest their hand. The hand starts at its home
+    position, and after the bottom cube is placed it is at the target, so::
+
+        u = ½ clip((mean_c d(hand, c) - d(hand, bottom)) / SCENE_SCALE, -1, 1)
+          + ½ clip((d(target, top) - d(target, middle)) / SCENE_SCALE, -1, 1)
+
+    with ``c`` the two other cubes: start with the cube nearest the hand, then carry the
+    one of the remaining two that is nearer the target. ``u`` lies in [-1, 1];
+    ``Strategy.probabilities`` turns it into choice probabilities (never certain).
+    """
+    hand = obs["tip_pos"][:2].astype(np.float64)
+    cubes = _cubes(obs)[:, :2]
+    to_hand = np.linalg.norm(cubes - hand, axis=1)
+    to_target = np.linalg.norm(cubes - TARGET_CENTRE, axis=1)
+    utilities = {}
+    for order in itertools.permutations(range(len(BLOCKS))):
+        bottom, middle, top = order
+        first = (0.5 * (to_hand[middle] + to_hand[top]) - to_hand[bottom]) / SCENE_SCALE
+        second = (to_target[top] - to_target[middle]) / SCENE_SCALE
+        utilities["-".join(BLOCKS[i] for i in order)] = float(
+            0.5 * np.clip(first, -1, 1) + 0.5 * np.clip(second, -1, 1)
+        )
+    return utilities
 
 
 def make_stack_script(
-    operator: Operator, behaviour: str, rng: np.random.Generator
+    operator: Operator, behaviour: str, rng: np.random.Generator, hand: Hand
 ) -> StackScript:
-    return StackScript(operator, behaviour, rng)
+    return StackScript(operator, behaviour, rng, hand)
 
 
 def _prefer(*labels: str) -> dict[str, float]:
@@ -348,29 +521,38 @@ STACK_STRATEGIES = {
     "large_first": Strategy("large_first", _prefer("red-green-blue")),
 }
 STACK_STYLES = {
-    "direct_fast": StackStyle("direct_fast", route="direct", speed=0.013, carry_speed=0.011),
+    "direct_fast": StackStyle("direct_fast", route="direct"),
     "vertical_slow": StackStyle(
-        "vertical_slow", route="vertical", speed=0.009, carry_speed=0.007, fine_speed=0.004,
-        pre_gap=0.04, grip_steps=8, pause_steps=4,
+        "vertical_slow", route="vertical", speed=0.012, carry_speed=0.010, fine_speed=0.005,
+        cruise_height=0.18, pre_gap=0.04, grip=0.4, pause=0.3,
     ),
     "vertical_fast": StackStyle("vertical_fast", route="vertical", pre_gap=0.03),
     "direct_slow": StackStyle(
-        "direct_slow", route="direct", speed=0.008, carry_speed=0.007, fine_speed=0.004,
-        clearance=0.025, grip_steps=8, pause_steps=6,
+        "direct_slow", route="direct", speed=0.011, carry_speed=0.010, fine_speed=0.005,
+        clearance=0.025, grip=0.4, pause=0.4,
     ),
 }
 STACK_SKILLS = {
-    # Calibrated on 30-50 episodes per quality (uniform strategy, direct_fast); the gripper
-    # command is never perturbed (``TaskOperators.motion_dims``). A reaction delay makes the
-    # fine grasp approach oscillate until the time limit (one step with overshoot 0.25:
-    # ~62% success, and no jerkier), so "worse" is noisier and overshoots instead.
-    "better": Skill("better", drift=0.001, gain_noise=0.05, action_noise=0.05),
-    "okay": Skill(
-        "okay", drift=0.006, hesitation=0.3, overshoot=0.1, gain_noise=0.1,
-        action_noise=0.3, fumble=0.2,
-    ),
-    "worse": Skill(
-        "worse", drift=0.009, drift_time=25.0, hesitation=0.6, overshoot=0.2,
-        gain_noise=0.25, gain_time=10.0, action_noise=0.5, noise_time=3.0, fumble=0.4,
-    ),
-}
+    # ``TIERS`` (operators/base.py) adjusted for stacking, calibrated on 30 episodes per
+    # tier and style (scripts/quality_table.py):
+    # * rarer pauses before contact for the lower tiers (0.2 instead of 0.4 and 0.7): a
+    #   stop before a grasp or placing descent outlasts the reaction time, so the endpoint
+    #   error of the movement before it is seen and corrected first. Stopping at 70% of
+    #   contacts made a worse operator as careful as a better one (0.7 mistakes per
+    #   episode, 97% success), only slower.
+    # * worse: endpoint noise 0.14 (0.12) and lateral ratio 0.7 (0.5): the error across
+    #   the final approach decides whether an open finger lands on the cube (the
+    #   fingers close along y with 1.5-2 cm to spare); okay: lateral ratio 0.6.
+    "better": Skill("better", MotorSkill(
+        reaction_time=0.2, fitts_b=0.10, speed=1.0, endpoint_noise=0.03,
+        velocity_noise=0.03, pause_chance=0.1,
+    )),
+    "okay": Skill("okay", MotorSkill(
+        reaction_time=0.25, fitts_b=0.16, speed=0.8, endpoint_noise=0.07, lateral_ratio=0.6,
+        velocity_noise=0.06, pause_chance=0.2,
+    )),
+    "worse": Skill("worse", MotorSkill(
+        reaction_time=0.3, fitts_b=0.22, speed=0.65, endpoint_noise=0.14, lateral_ratio=0.7,
+        velocity_noise=0.10, pause_chance=0.2, pause_time=0.8,
+    )),
+}  # fmt: skip
