@@ -7,9 +7,10 @@ mean tip speed (m/s), mean demo length (steps), the fraction of tip-velocity pow
 3 Hz and of action power above 3 Hz (periodograms, mean removed per axis, pooled), the 99th
 percentile of tip acceleration (m/s^2), the median SPARC per movement segment (segments
 between rests, speed < 1 cm/s), the fraction of steps reversing direction at > 2 cm/s, and
-the residual path-length variation per operator and behaviour after regressing on the
-initial state (leave-one-out OLS on the object observations at t = 0; groups of >= 8
-demos; the table gives the smallest and the median over groups). Per operator it adds the
+the residual path-length variation per operator after regressing on the behaviour and the
+initial state (leave-one-out OLS on one indicator per behaviour and the object
+observations at t = 0; operators with >= 8 successful demos; the table gives the smallest
+and the median over the tier's operators). Per operator it adds the
 Markov check of ``polymimic data info`` (k-NN R² of the next action from the state, and
 from the state plus 4 previous actions; the gap says how much the history reveals).
 
@@ -35,7 +36,7 @@ from polymimic.datasets.diagnostics import control_dt, markov_check
 from polymimic.datasets.hdf5 import demo_attrs, demo_names, open_dataset, read_env_args
 
 TIERS = ("better", "okay", "worse")
-MIN_GROUP = 8  # demos per (operator, behaviour) for a residual variation
+MIN_GROUP = 8  # successful demos of an operator for a residual variation
 TIP_KEYS = ("tip_pos", "tip_target", "gripper")  # not part of the scene's initial state
 
 
@@ -70,12 +71,8 @@ def tier_stats(demos: list[dict[str, Any]], dt: float) -> dict[str, Any]:
     sparcs = [s for t in tips for s in motion.segment_sparc(t, dt) if np.isfinite(s)]
     groups = collections.defaultdict(list)
     for d in ok:
-        groups[(d["attrs"].get("operator"), d["attrs"].get("behaviour"))].append(d)
-    residuals = [
-        motion.residual_variation(np.array([motion.path_length(d["tip"]) for d in g]),
-                                  np.stack([d["scene"] for d in g]))  # fmt: skip
-        for g in groups.values() if len(g) >= MIN_GROUP
-    ]
+        groups[d["attrs"].get("operator")].append(d)
+    residuals = [residual_path_variation(g) for g in groups.values() if len(g) >= MIN_GROUP]
     residuals = [r for r in residuals if np.isfinite(r)]
     return {
         "demos": len(demos),
@@ -92,6 +89,21 @@ def tier_stats(demos: list[dict[str, Any]], dt: float) -> dict[str, Any]:
         "residual_path_variation_median": float(np.median(residuals)) if residuals else float("nan"),
         "residual_groups": len(residuals),
     }
+
+
+def residual_path_variation(demos: list[dict[str, Any]]) -> float:
+    """One operator's path-length variation not explained by behaviour or initial state.
+
+    Leave-one-out OLS of path length on the initial object observations plus one indicator
+    per behaviour (``motion.residual_variation``): what is left is how much the operator's
+    own demos of one behaviour, from the same scene, differ.
+    """
+    behaviours = sorted({str(d["attrs"].get("behaviour")) for d in demos})
+    indicators = np.array([[d["attrs"].get("behaviour") == b for b in behaviours[1:]]
+                           for d in demos], dtype=np.float64)  # fmt: skip
+    features = np.hstack([np.stack([d["scene"] for d in demos]), indicators])
+    lengths = np.array([motion.path_length(d["tip"]) for d in demos])
+    return motion.residual_variation(lengths, features)
 
 
 def markov_gaps(demos: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -33,7 +33,7 @@ OPEN, CLOSE = -1.0, 1.0
 
 
 def _make() -> StackEnv:
-    env = gym.make("polymimic/Stack-v0").unwrapped
+    env = gym.make("polymimic/Stack-v1").unwrapped
     env.reset(seed=0, options={"context": 0})
     return env
 

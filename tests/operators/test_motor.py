@@ -153,3 +153,32 @@ def test_change_of_mind_is_recorded(rate: float) -> None:
         assert switched  # a revision is dropped only once the rod has pushed a block
         # The recorded behaviour is the final intention, not the first one.
         assert any(a["behaviour"] == a["intended_behaviour"] for a in switched if a["success"])
+
+
+class _GivesUp:
+    def __init__(self, hand: Hand) -> None:
+        self.hand, self.steps = hand, 0
+
+    @property
+    def abandoned(self) -> bool:
+        return self.steps >= 3
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        self.steps += 1
+        return self.hand.move(np.array([0.05, 0.0]), 0.012, 0.005)
+
+
+def test_an_operator_who_gives_up_ends_once_the_hand_rests() -> None:
+    operator = Operator("x", Strategy("s", {"a": 1.0}, change_of_mind=0.0), None,
+                        Skill("okay", EXPERT_MOTOR), 0)  # fmt: skip
+    episode = OperatorEpisode(operator, lambda op, b, rng, hand: _GivesUp(hand), 0,
+                              MotionSpec(2, MAX_STEP, DT))  # fmt: skip
+    position, ended = np.zeros(2), None
+    for t in range(60):
+        position = position + MAX_STEP * episode.act({"tip_target": position})
+        if episode.abandoned:
+            ended = t
+            break
+    # It gave up at step 3 but the movement it had started runs to rest first.
+    assert ended is not None and ended > 3
+    assert np.linalg.norm(position - np.array([0.05, 0.0])) < 0.005

@@ -176,8 +176,10 @@ SORT4_MULTI_OPERATOR_V1 = DatasetSpec(
     description=(
         "robomimic-MH-like mix: 2 better, 2 okay, 2 worse operators x 50 demos (6 orders). "
         "Strategies reds_first (op1, op6), blues_first (op2, op4), alternating (op3) and "
-        "uniform (op5): the alternating orders RBRB and BRBR are each expected in 22.2% of "
-        "demos, the other four orders in 13.9%. op1/op6 and op2/op4 share a strategy and "
+        "uniform (op5), soft (weight 1 for the preferred orders, 0.25 for the others) and "
+        "tilted by the scene (start with the colour nearer the hand): the alternating orders "
+        "RBRB and BRBR are each expected in 19.4% of demos, the other four orders in 15.3%. "
+        "op1/op6 and op2/op4 share a strategy and "
         "differ in style; op1/op4 (direct_fast) and op2/op5 (far_first) share a style and "
         "differ in strategy."
     ),

@@ -1,4 +1,4 @@
-"""``polymimic/Stack-v0``: pick three cubes and stack them on a target area (D3IL's Stacking)."""
+"""``polymimic/Stack-v1``: pick three cubes and stack them on a target area (D3IL's Stacking)."""
 
 from __future__ import annotations
 

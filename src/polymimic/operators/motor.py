@@ -170,8 +170,9 @@ class Hand:
     """One episode of an operator's hand: turns aim points into smooth motion actions.
 
     The owner (``OperatorEpisode``) calls :meth:`sync` with the controller's desired
-    position at the start of every step; the task script then calls :meth:`move` (or
-    :meth:`hold`) exactly once and returns its result as the motion part of the action.
+    position at the start of every step; the task script then calls one of :meth:`move`
+    (an aimed movement), :meth:`track` (continuous guidance in contact) or :meth:`hold`
+    exactly once and returns its result as the motion part of the action.
     """
 
     def __init__(

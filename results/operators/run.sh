@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Regenerates results/operators/ (the operators-v1 motion statistics and scene dependence).
+# v0 files: generated from the commit before operators v1 (c1b7f2a) with
+#   polymimic data generate --dataset polymimic/<task>/multi-operator-v0 --out V0/<task>.hdf5 --workers 2 --strict
+# v1 files: the named datasets of this commit (scripts/update_manifests.py --scratch V1 writes
+#   V1/polymimic__<task>__multi-operator-v1/demos.hdf5, matching the committed manifests).
+set -euo pipefail
+V0=${V0:-/tmp/v0}
+V1=${V1:-/tmp/v1scratch}
+IN=$(mktemp -d)
+for t in push avoid align sort2 sort4 sort6 stack; do
+  ln -s "$V0/$t.hdf5" "$IN/${t}_v0.hdf5"
+  ln -s "$V1/polymimic__${t}__multi-operator-v1/demos.hdf5" "$IN/${t}_v1.hdf5"
+done
+python scripts/operator_stats.py "$IN"/*_v0.hdf5 --out results/operators/v0 --no-plots
+python scripts/operator_stats.py "$IN"/*_v1.hdf5 --out results/operators/v1
+python scripts/scene_dependence.py $(for t in push avoid align sort2 sort4 sort6 stack; do
+  echo "polymimic/$t/multi-operator-v1=$IN/${t}_v1.hdf5"; done) --out results/operators
