@@ -157,6 +157,10 @@ def test_work_dir_of_other_parameters_is_refused_and_kept(
         generate_dataset(SPEC, out, 2)
     assert str(work_dir_for(out)) in str(info.value)
     assert len(list(work_dir_for(out).glob("demo_*.hdf5"))) == 1
+    # An edited operator script or task under the same version is another generation too.
+    monkeypatch.setattr("polymimic.datasets.generate.code_digest", lambda: "edited")
+    with pytest.raises(GenerationError, match=r"code: .* there, 'edited' now"):
+        generate_dataset(SPEC, out, 1)
 
 
 def test_finished_output_is_reused_or_replaced_only_on_request(

@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import glob
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -116,8 +117,22 @@ def generation_params(spec: DatasetSpec, demos_per_operator: int) -> dict[str, A
         # skill keeps its label but changes every demo.
         "operator_definitions": [repr(op) for op in spec.operators],
         "versions": {k: versions.get(k) for k in PINNED_VERSIONS},
+        # The scripts and tasks themselves: an edited script under the same version number
+        # must not resume a work directory its old self started.
+        "code": code_digest(),
     }
     return json.loads(json.dumps(params))  # tuples -> lists, as it reads back from JSON
+
+
+def code_digest() -> str:
+    """sha256 over the source of the packages that decide a demo: envs and operators."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in ("envs", "operators"):
+        for source in sorted((root / package).glob("*.py")):
+            digest.update(f"{package}/{source.name}".encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------- recording

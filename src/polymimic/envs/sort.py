@@ -26,12 +26,14 @@ SLOT_X = tuple(round(0.33 + 0.078 * k, 3) for k in range(6))
 SLOT_Y = tuple(0.07 if k % 2 == 0 else -0.07 for k in range(6))
 # The slots each variant uses: windows of consecutive slots (Sort2 has two windows).
 SLOT_WINDOWS = {2: ((1, 2), (3, 4)), 4: ((1, 2, 3, 4),), 6: ((0, 1, 2, 3, 4, 5),)}
-# Zones: the red zone is the strip y in [0.18, 0.34] (the robot's left), the blue zone its
-# mirror y in [-0.34, -0.18]; both span x in [0.24, 0.82], every row and 4 cm beyond the
+# Zones: the red zone is the strip y in [0.18, 0.42] (the robot's left), the blue zone its
+# mirror y in [-0.42, -0.18]; both span x in [0.24, 0.82], every row and 4 cm beyond the
 # rod's reach at either end (v1; v0: [0.28, 0.78]): a block that a person's push lets
 # drift along x still counts once it is on its colour's side.
 ZONE_X = (0.24, 0.82)  # m
-ZONE_Y = (0.18, 0.34)  # m, |y| range; the sign is the colour's side
+# The outer bound is beyond the rod's reach (|y| <= 0.33): a block pushed a little past the
+# strip's painted edge is still on its colour's side (v1; v0: 0.34).
+ZONE_Y = (0.18, 0.42)  # m, |y| range; the sign is the colour's side
 ZONE_SIDE = {"R": 1.0, "B": -1.0}
 ZONE_RGBA = {"R": "0.9 0.45 0.45 0.5", "B": "0.45 0.55 0.95 0.5"}
 BLOCK_JITTER = 0.01  # m, uniform per axis around the slot
@@ -85,9 +87,11 @@ class SortEnv(ArmTaskEnv):
     (0.2 kg, friction 0.5). Six start slots lie in two staggered columns: slot ``k`` is at
     ``x = 0.33 + 0.078 k``, ``y = +0.07`` for even and ``-0.07`` for odd ``k`` (``SLOT_X``,
     ``SLOT_Y``); no two slots share a row, so a block pushed straight sideways passes
-    between the other column's blocks. The **red zone** is the strip ``y in [0.18, 0.34]``
-    (the robot's left), the **blue zone** its mirror ``y in [-0.34, -0.18]``; both span
-    ``x in [0.28, 0.78]``. The rod starts at (0.30, 0). D3IL instead puts both boxes
+    between the other column's blocks. The **red zone** is the strip ``y in [0.18, 0.42]``
+    (the robot's left), the **blue zone** its mirror ``y in [-0.42, -0.18]``; both span
+    ``x in [0.24, 0.82]``, beyond the rod's reach at every end (v1: a block a person's
+    push lets drift still counts once it is on its colour's side; v0's strips were
+    ``[0.18, 0.34] x [0.28, 0.78]``). The rod starts at (0.30, 0). D3IL instead puts both boxes
     (about 20 x 19 cm) on the robot's left, red near and blue far, with the blocks in a
     2 x 3 grid; here the zones face each other across the slots, so every block's straight
     sideways push into its zone is collision-free whatever the order, and every colour

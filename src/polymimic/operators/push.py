@@ -30,6 +30,7 @@ from polymimic.operators.pushing import (
     PRE_PUSH_TOLERANCE,
     PUSH_LEAD,
     PUSH_TOLERANCE,
+    ReachWatch,
     next_via_point,
     unit,
     via_tolerance,
@@ -98,6 +99,8 @@ class PushScript:
         self.bulge = self.style.bulge * jitter() * rng.choice((-1.0, 1.0))
         self.retreat = 0.04 * jitter()
         self.detour: list[np.ndarray] = []  # the "retreat" route's remaining via-points
+        self.reach = ReachWatch(WORKSPACE_LOW, WORKSPACE_HIGH)
+        self.abandoned = False  # a block pushed out of the rod's reach: the demo is given up
         self.pre_push_gap = PRE_PUSH_GAP * jitter()
 
     @property
@@ -108,7 +111,7 @@ class PushScript:
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        if self.stage >= len(self.plan):
+        if self.stage >= len(self.plan) or self.abandoned:
             return self.hand.hold()
         block, zone = self.plan[self.stage]
         block_xy = obs[f"{block}_block"][:2].astype(np.float64)
@@ -130,6 +133,9 @@ class PushScript:
             aim = block_xy - PUSH_OFFSET * direction + min(PUSH_LEAD, to_go) * direction
             return self.hand.move(aim, self.style.push_speed, PUSH_TOLERANCE, contact=True)
         pre_push = block_xy - (PUSH_OFFSET + self.pre_push_gap) * direction
+        if not self.pushing and self.reach.unreachable(pre_push):
+            self.abandoned = True
+            return self.hand.hold()
         if np.linalg.norm(tip - pre_push) < PRE_PUSH_REACHED and not self.hand.moving:
             self.pushing = True
         # Route from where the hand is heading: via-points then blend into one another.

@@ -22,6 +22,11 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 PRE_PUSH_GAP = 0.025  # m between the rod and the block's face before a push starts
 PRE_PUSH_REACHED = 0.012  # m: the rod this close to the pre-push point starts pushing
+# A block whose pre-push point lies this far outside the rod's reach for GIVE_UP_STEPS
+# steps in a row cannot be pushed any more (the rod cannot get behind it): a person gives
+# the demo up there rather than poke at it until the time runs out.
+UNREACHABLE = 0.015  # m
+GIVE_UP_STEPS = 20  # 1 s at 20 Hz
 CENTRE_GAIN = 1.0  # lateral over-correction of a push aim per unit of the rod's offset
 PUSH_LEAD = 0.06  # m: while pushing, the hand aims this far past the contact point
 # Fitts' tolerances W (m) of the pushing tasks' aims: a pre-push point needs care, a
@@ -47,6 +52,7 @@ class BlockPush:
     low: np.ndarray | None = None  # the rod's reachable box: pre-push points are clipped
     high: np.ndarray | None = None  # into it (a block at the edge is then pushed off-centre)
     pushing: bool = False
+    wanted: np.ndarray | None = None  # the last pre-push point, before clipping
 
     @property
     def offset(self) -> float:
@@ -74,11 +80,29 @@ class BlockPush:
             off_line = tip - block - behind * direction
             return block - (self.offset - lead) * direction - CENTRE_GAIN * off_line, True
         pre_push = block - (self.offset + PRE_PUSH_GAP) * direction
+        self.wanted = pre_push  # before clipping: ``ReachWatch`` judges it
         if self.low is not None and self.high is not None:
             pre_push = np.clip(pre_push, self.low + 0.002, self.high - 0.002)
         if np.linalg.norm(tip - pre_push) < PRE_PUSH_REACHED and settled:
             self.pushing = True
         return pre_push, False
+
+
+@dataclasses.dataclass
+class ReachWatch:
+    """Whether the block to push has been out of the rod's reach for long: then give up."""
+
+    low: np.ndarray
+    high: np.ndarray
+    steps: int = 0
+
+    def unreachable(self, pre_push: np.ndarray) -> bool:
+        """Update with this step's (unclipped) pre-push point; True once it is hopeless."""
+        outside = bool(
+            np.any(pre_push < self.low - UNREACHABLE) or np.any(pre_push > self.high + UNREACHABLE)
+        )
+        self.steps = self.steps + 1 if outside else 0
+        return self.steps >= GIVE_UP_STEPS
 
 
 def steer_direction(desired: np.ndarray, sin4: float, cos4: float, gain: float) -> np.ndarray:
