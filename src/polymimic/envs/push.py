@@ -65,8 +65,8 @@ class PushEnv(ArmTaskEnv):
     so all initial states lie within +-3 cm of the nominal positions.
 
     **Timing.** Physics timestep 2 ms (implicitfast), 25 substeps per control step, i.e.
-    50 ms / 20 Hz control; ``max_episode_steps = 600`` (30 s: the slowest human-like
-    operators of the named datasets need up to ~25 s; v0 allowed 20 s). D3IL uses 1 ms x 35
+    50 ms / 20 Hz control; ``max_episode_steps = 700`` (35 s: the slowest human-like
+    operators of the named datasets need up to ~30 s; v0 allowed 20 s). D3IL uses 1 ms x 35
     substeps (28.6 Hz); 2 ms keeps the stiff position servos stable at half the cost.
 
     **Actions** ``Box(-1, 1, (2,))``: the change of the desired tip position in x and y,
@@ -99,7 +99,7 @@ class PushEnv(ArmTaskEnv):
 
     task_id: ClassVar[str] = "polymimic/Push-v1"
     behaviours: ClassVar[tuple[str, ...]] = tuple(f"{b}-{z}" for b in BLOCKS for z in ZONES)
-    max_episode_steps: ClassVar[int] = 600
+    max_episode_steps: ClassVar[int] = 700
     num_contexts: ClassVar[int] = len(CONTEXTS)
     task_state_size: ClassVar[int] = 3  # first block index (-1: none), its zone, success
 

@@ -265,6 +265,6 @@ PUSH_SKILLS = {
     )),
     "worse": Skill("worse", MotorSkill(
         reaction_time=0.3, fitts_b=0.22, speed=0.65, endpoint_noise=0.12,
-        velocity_noise=0.10, pause_chance=0.7, pause_time=0.8,
+        velocity_noise=0.10, pause_chance=0.4, pause_time=0.6,
     )),
 }
