@@ -16,3 +16,23 @@ python scripts/operator_stats.py "$IN"/*_v0.hdf5 --out results/operators/v0 --no
 python scripts/operator_stats.py "$IN"/*_v1.hdf5 --out results/operators/v1
 python scripts/scene_dependence.py $(for t in push avoid align sort2 sort4 sort6 stack; do
   echo "polymimic/$t/multi-operator-v1=$IN/${t}_v1.hdf5"; done) --out results/operators
+# The Markov check side by side (markov_v0_v1.md), from the two JSON sets above.
+python - <<'PY'
+import json
+rows = []
+for t in ["push", "avoid", "align", "sort2", "sort4", "sort6", "stack"]:
+    v0 = json.load(open(f"results/operators/v0/{t}_v0.json"))["markov"]
+    v1 = json.load(open(f"results/operators/v1/{t}_v1.json"))["markov"]
+    for op in sorted(v0):
+        a, b = v0[op], v1[op]
+        rows.append(f"| {t} | {op} | {a['r2_state']:.2f} / {a['r2_history']:.2f} / {a['gap']:.2f} "
+                    f"| {b['r2_state']:.2f} / {b['r2_history']:.2f} / {b['gap']:.2f} |")
+head = ("# Markov check per operator, v0 against v1\n\nk-NN R² of the next action from the "
+        "observation alone, from the observation plus the 4 previous actions, and their gap "
+        "(`polymimic.datasets.diagnostics.markov_check`, what `polymimic data info` reports), on "
+        "the full named datasets. Made by `bash results/operators/run.sh` (from `v0/*.json` and "
+        "`v1/*.json`).\n\n")
+table = ("| task | operator | v0 R² state / history / gap | v1 R² state / history / gap |\n"
+         "|---|---|---|---|\n" + "\n".join(rows) + "\n")
+open("results/operators/markov_v0_v1.md", "w").write(head + table)
+PY
