@@ -7,7 +7,10 @@ import math
 import numpy as np
 
 from polymimic.operators.pushing import (
+    GIVE_UP_STEPS,
+    UNREACHABLE,
     BlockPush,
+    ReachWatch,
     _blocked,
     route_waypoint,
     steer_direction,
@@ -83,3 +86,24 @@ def test_block_push_lines_up_then_pushes_and_notices_a_lost_block() -> None:
     assert pushing and point[1] > -0.03  # aims past the contact point
     _, pushing = push.aim(np.array([0.54, -0.03]), block, goal, 0.008)  # slipped sideways
     assert not pushing and not push.pushing
+
+
+def test_a_block_out_of_reach_is_given_up_only_after_a_second() -> None:
+    low, high = np.array([0.30, -0.33]), np.array([0.76, 0.33])
+    watch = ReachWatch(low, high)
+    inside, outside = np.array([0.40, 0.0]), np.array([0.30 - UNREACHABLE - 0.001, 0.0])
+    assert not any(watch.unreachable(outside) for _ in range(GIVE_UP_STEPS - 1))
+    assert not watch.unreachable(inside)  # back within reach: the count starts again
+    assert not any(watch.unreachable(outside) for _ in range(GIVE_UP_STEPS - 1))
+    assert watch.unreachable(outside)
+    # A point just past the clip box (a block near the edge) is still worth trying.
+    assert not ReachWatch(low, high).unreachable(np.array([0.30 - UNREACHABLE + 0.001, 0.0]))
+
+
+def test_sort_operator_sees_a_block_in_the_wrong_zone() -> None:
+    from polymimic.operators.sort import _any_missorted
+
+    blocks = np.array([[0.5, 0.25], [0.5, -0.25]])
+    assert not _any_missorted(blocks, "RB")  # red on the left (+y), blue on the right
+    assert _any_missorted(blocks, "BR")
+    assert not _any_missorted(np.array([[0.5, 0.1], [0.5, -0.1]]), "BR")  # between the zones
