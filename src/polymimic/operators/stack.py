@@ -33,15 +33,20 @@ from polymimic.envs.gripper import PAD_HALF
 from polymimic.envs.stack import (
     BLOCK_HALF,
     BLOCKS,
-    STACK_XY_TOL,
-    STACK_Z_TOL,
     TARGET_CENTRE,
-    TARGET_HALF,
     WORKSPACE_HIGH,
     WORKSPACE_LOW,
 )
 from polymimic.operators.base import Operator, Skill, Strategy
 from polymimic.operators.motor import Hand, MotorSkill
+from polymimic.operators.stack_geometry import (
+    AIM_MARGIN,
+    Body,
+    cube_centres,
+    inside_workspace,
+    needed_heights,
+    stacked_prefix,
+)
 
 ROUTES = ("vertical", "direct")
 PHASES = ("approach", "descend", "close", "transport", "lower", "release", "done", "abandoned")
@@ -51,7 +56,6 @@ STUCK_TIME = 3.0  # s at rest (not moving, not pausing) before a phase starts ov
 # Half extents (x, y) of the gripper's footprint around the tip: open fingers reach 5 cm
 # to either side in y; pads are 1 cm either side in x.
 OPEN_FOOTPRINT = (PAD_HALF[0] + 0.002, 0.052)
-OBSTACLE_MARGIN = 0.008  # m added around obstacles' footprints
 # The vertical route goes straight down once this close horizontally (m).
 DOWN_RADIUS = 0.03
 # Fitts' tolerances W (m): the pre-grasp, grasp and place points need care, via-points
@@ -71,7 +75,6 @@ PATIENCE = 2
 KNOCK_CONFIRM = 0.5
 UNREACHABLE = 0.005
 REPLAN = 0.02  # m: a leg's goal that moved this far since planning gets a new route
-AIM_MARGIN = 0.003  # m: aims stay this far inside the workspace box (no clipped targets)
 ARC_MIN_ACROSS = 0.12  # m: the direct route arcs only over legs at least this long
 
 
@@ -123,38 +126,6 @@ class StackStyle:
             raise ValueError(f"route={self.route!r} is not one of {ROUTES}")
 
 
-def _cubes(obs: dict[str, np.ndarray]) -> np.ndarray:
-    """Cube centres (3, 3) in ``BLOCKS`` order."""
-    return np.stack([obs[f"{b}_block"][:3] for b in BLOCKS]).astype(np.float64)
-
-
-def _inside(point: np.ndarray) -> np.ndarray:
-    """``point`` moved inside the workspace box: the controller would clip it otherwise."""
-    return np.clip(point, WORKSPACE_LOW + AIM_MARGIN, WORKSPACE_HIGH - AIM_MARGIN)
-
-
-def stacked_prefix(cubes: np.ndarray, plan: list[int]) -> int:
-    """How many cubes of ``plan`` (bottom first) already stand correctly on the target,
-    by the env's success geometry (target square, 2 cm offsets, resting heights)."""
-    for level, index in enumerate(plan):
-        half = BLOCK_HALF[BLOCKS[index]]
-        if level == 0:
-            support, z, tolerance = TARGET_CENTRE, half, None
-        else:
-            below = cubes[plan[level - 1]]
-            support, z = below[:2], below[2] + BLOCK_HALF[BLOCKS[plan[level - 1]]] + half
-            tolerance = STACK_XY_TOL
-        offset = cubes[index, :2] - support
-        inside = (
-            np.all(np.abs(offset) <= TARGET_HALF)
-            if tolerance is None
-            else np.hypot(*offset) <= tolerance
-        )
-        if not (inside and abs(cubes[index, 2] - z) <= STACK_Z_TOL):
-            return level
-    return len(plan)
-
-
 class _View(NamedTuple):
     """What a phase handler sees this step (the observation from ``reaction_time`` ago)."""
 
@@ -162,16 +133,6 @@ class _View(NamedTuple):
     target: np.ndarray  # the controller's target (3,)
     cubes: np.ndarray  # cube centres (3, 3)
     opening: float  # between the pads (m)
-
-
-class _Body(NamedTuple):
-    """What moves with the hand, for the obstacle checks: half extents (x, y) around a
-    point ``offset`` from the grasp centre, reaching ``depth`` below that point."""
-
-    half_x: float
-    half_y: float
-    depth: float
-    offset: np.ndarray
 
 
 class StackScript:
@@ -217,7 +178,7 @@ class StackScript:
         view = _View(
             tip=obs["tip_pos"].astype(np.float64),
             target=obs["tip_target"].astype(np.float64),
-            cubes=_cubes(obs),
+            cubes=cube_centres(obs),
             opening=float(obs["gripper"][0]),
         )
         self.phase_steps += 1
@@ -281,20 +242,20 @@ class StackScript:
         """Open gripper to the pre-grasp point above the cube (clear of the others)."""
         cube = view.cubes[self.current]
         lift = BLOCK_HALF[BLOCKS[self.current]] + PAD_HALF[2] + self.pre_gap
-        goal = _inside(cube + (*self.approach_offset, lift))
+        goal = inside_workspace(cube + (*self.approach_offset, lift))
         if self._at_rest_at(goal, PRE_GRASP_TOLERANCE):
             self._set_phase("descend")
             self.descent_cube = cube.copy()
             return self._descend(view)
         # The cube itself is crossed no lower than the pre-grasp height (after a failed
         # attempt the hand may start low beside it).
-        open_hand = _Body(*OPEN_FOOTPRINT, PAD_HALF[2], np.zeros(3))
+        open_hand = Body(*OPEN_FOOTPRINT, PAD_HALF[2], np.zeros(3))
         self._plan_leg(goal, view.cubes, open_hand, own_height=goal[2])
         return self._follow(goal, self.style.speed, PRE_GRASP_TOLERANCE), False
 
     def _grasp_point(self, view: _View) -> np.ndarray:
         cube = view.cubes[self.current]
-        return _inside(np.array([cube[0], cube[1], max(cube[2], GRASP_MIN_Z)]))
+        return inside_workspace(np.array([cube[0], cube[1], max(cube[2], GRASP_MIN_Z)]))
 
     def _descend(self, view: _View) -> tuple[np.ndarray, bool]:
         """Down around the cube. A finger resting on the cube's top, or a cube bumped away
@@ -345,15 +306,15 @@ class StackScript:
         if not self._holding(view):
             return self._dropped()
         above = self._place_point(view) + (0.0, 0.0, self.clearance)
-        goal = _inside(above - self.grip_offset)
+        goal = inside_workspace(above - self.grip_offset)
         if self._at_rest_at(goal, ABOVE_TOLERANCE):
             self._set_phase("lower")
             return self._lower(view)
         half = BLOCK_HALF[BLOCKS[self.current]]
-        cube = _Body(half + 0.004, half + 2 * PAD_HALF[1] + 0.002, half, self.grip_offset)
+        cube = Body(half + 0.004, half + 2 * PAD_HALF[1] + 0.002, half, self.grip_offset)
         lift = None  # the first leg starts with a lift, straight up
         if self.leg_goal is None:
-            lift = _inside(self.hand.believed_end() + (0.0, 0.0, self.lift))
+            lift = inside_workspace(self.hand.believed_end() + (0.0, 0.0, self.lift))
         self._plan_leg(goal, view.cubes, cube, start=lift)
         return self._follow(goal, self.style.carry_speed, ABOVE_TOLERANCE), True
 
@@ -361,7 +322,7 @@ class StackScript:
         """Put the cube down; it is let go when the hand stops or the cube rests early."""
         if not self._holding(view):
             return self._dropped()
-        goal = _inside(self._place_point(view) - self.grip_offset)
+        goal = inside_workspace(self._place_point(view) - self.grip_offset)
         resting = not self.hand.moving and view.tip[2] - view.target[2] > BLOCKED
         if self._at_rest_at(goal, PLACE_TOLERANCE) or resting:
             self._set_phase("release")
@@ -383,7 +344,7 @@ class StackScript:
         self._set_phase(phase)
         end = self.hand.believed_end()
         clear = max(float(np.max(view.cubes[:, 2])) + 0.06, end[2])
-        motion = self.hand.move(_inside(np.array([end[0], end[1], clear])), self.style.speed,
+        motion = self.hand.move(inside_workspace(np.array([end[0], end[1], clear])), self.style.speed,
                                 FREE_TOLERANCE)  # fmt: skip
         return np.append(motion, -1.0).astype(np.float32)
 
@@ -406,7 +367,7 @@ class StackScript:
         return self.hand.move(goal, speed, tolerance)
 
     def _plan_leg(
-        self, goal: np.ndarray, cubes: np.ndarray, body: _Body, start: np.ndarray | None = None,
+        self, goal: np.ndarray, cubes: np.ndarray, body: Body, start: np.ndarray | None = None,
         own_height: float | None = None,
     ) -> None:  # fmt: skip
         """Plan the via-points to ``goal`` (hand coordinates) once per leg, and again when
@@ -419,10 +380,10 @@ class StackScript:
         self.leg_goal = goal
         first = self.hand.believed_end() if start is None else start
         vias = self._route_points(first + body.offset, goal + body.offset, cubes, body, own_height)
-        self.route = ([] if start is None else [start]) + [_inside(v - body.offset) for v in vias]
+        self.route = ([] if start is None else [start]) + [inside_workspace(v - body.offset) for v in vias]
 
     def _route_points(
-        self, start: np.ndarray, goal: np.ndarray, cubes: np.ndarray, body: _Body,
+        self, start: np.ndarray, goal: np.ndarray, cubes: np.ndarray, body: Body,
         own_height: float | None,
     ) -> list[np.ndarray]:  # fmt: skip
         """Via-points (not including ``goal``) of the style's route from ``start``: the
@@ -438,9 +399,9 @@ class StackScript:
         n = max(int(np.ceil(across / 0.005)), 2) + 1
         samples = start + np.linspace(0.0, 1.0, n)[:, None] * (goal - start)
         others = [i for i in range(len(BLOCKS)) if i != self.current]
-        needed = _needed_heights(samples, cubes, others, body, self.clearance)
+        needed = needed_heights(samples, cubes, others, body, self.clearance)
         if own_height is not None:
-            own = _needed_heights(samples, cubes, [self.current], body, self.clearance)
+            own = needed_heights(samples, cubes, [self.current], body, self.clearance)
             needed = np.maximum(needed, np.where(own > WORKSPACE_LOW[2], own_height, 0.0))
         low = samples[:, 2] < needed - 1e-3
         if not low.any():
@@ -452,23 +413,6 @@ class StackScript:
             vias.append(np.array([*samples[max(first - 1, 0), :2], height]))
         vias.append(np.array([*samples[min(last + 1, n - 1), :2], height]))
         return vias
-
-
-def _needed_heights(
-    samples: np.ndarray, cubes: np.ndarray, obstacles: list[int], body: _Body, clearance: float
-) -> np.ndarray:
-    """Per sample point (of the moving body's reference point), the lowest height that
-    keeps the body ``clearance`` above every obstacle cube under its footprint."""
-    needed = np.full(len(samples), float(WORKSPACE_LOW[2]))
-    for index in obstacles:
-        centre = cubes[index]
-        half = BLOCK_HALF[BLOCKS[index]] * 1.15 + OBSTACLE_MARGIN  # yawed cubes: wider
-        near = (np.abs(samples[:, 0] - centre[0]) < body.half_x + half) & (
-            np.abs(samples[:, 1] - centre[1]) < body.half_y + half
-        )
-        top = centre[2] + BLOCK_HALF[BLOCKS[index]] + body.depth + clearance
-        needed = np.where(near, np.maximum(needed, top), needed)
-    return needed
 
 
 #: Distance (m) over which a difference in the scene moves a utility by 1 (see below).
@@ -489,7 +433,7 @@ def stack_scene_utilities(obs: dict[str, np.ndarray]) -> dict[str, float]:
     ``Strategy.probabilities`` turns it into choice probabilities (never certain).
     """
     hand = obs["tip_pos"][:2].astype(np.float64)
-    cubes = _cubes(obs)[:, :2]
+    cubes = cube_centres(obs)[:, :2]
     to_hand = np.linalg.norm(cubes - hand, axis=1)
     to_target = np.linalg.norm(cubes - TARGET_CENTRE, axis=1)
     utilities = {}

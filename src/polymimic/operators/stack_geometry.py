@@ -1,0 +1,81 @@
+"""Geometry of the Stack scripts: cube centres, the workspace box, the env's stacking test
+and the heights a carried body must keep above other cubes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from polymimic.envs.stack import (
+    BLOCK_HALF,
+    BLOCKS,
+    STACK_XY_TOL,
+    STACK_Z_TOL,
+    TARGET_CENTRE,
+    TARGET_HALF,
+    WORKSPACE_HIGH,
+    WORKSPACE_LOW,
+)
+
+OBSTACLE_MARGIN = 0.008  # m added around obstacles' footprints
+AIM_MARGIN = 0.003  # m: aims stay this far inside the workspace box (no clipped targets)
+
+
+def cube_centres(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """Cube centres (3, 3) in ``BLOCKS`` order."""
+    return np.stack([obs[f"{b}_block"][:3] for b in BLOCKS]).astype(np.float64)
+
+
+def inside_workspace(point: np.ndarray) -> np.ndarray:
+    """``point`` moved inside the workspace box: the controller would clip it otherwise."""
+    return np.clip(point, WORKSPACE_LOW + AIM_MARGIN, WORKSPACE_HIGH - AIM_MARGIN)
+
+
+def stacked_prefix(cubes: np.ndarray, plan: list[int]) -> int:
+    """How many cubes of ``plan`` (bottom first) already stand correctly on the target,
+    by the env's success geometry (target square, 2 cm offsets, resting heights)."""
+    for level, index in enumerate(plan):
+        half = BLOCK_HALF[BLOCKS[index]]
+        if level == 0:
+            support, z, tolerance = TARGET_CENTRE, half, None
+        else:
+            below = cubes[plan[level - 1]]
+            support, z = below[:2], below[2] + BLOCK_HALF[BLOCKS[plan[level - 1]]] + half
+            tolerance = STACK_XY_TOL
+        offset = cubes[index, :2] - support
+        inside = (
+            np.all(np.abs(offset) <= TARGET_HALF)
+            if tolerance is None
+            else np.hypot(*offset) <= tolerance
+        )
+        if not (inside and abs(cubes[index, 2] - z) <= STACK_Z_TOL):
+            return level
+    return len(plan)
+
+
+class Body(NamedTuple):
+    """What moves with the hand, for the obstacle checks: half extents (x, y) around a
+    point ``offset`` from the grasp centre, reaching ``depth`` below that point."""
+
+    half_x: float
+    half_y: float
+    depth: float
+    offset: np.ndarray
+
+
+def needed_heights(
+    samples: np.ndarray, cubes: np.ndarray, obstacles: list[int], body: Body, clearance: float
+) -> np.ndarray:
+    """Per sample point (of the moving body's reference point), the lowest height that
+    keeps the body ``clearance`` above every obstacle cube under its footprint."""
+    needed = np.full(len(samples), float(WORKSPACE_LOW[2]))
+    for index in obstacles:
+        centre = cubes[index]
+        half = BLOCK_HALF[BLOCKS[index]] * 1.15 + OBSTACLE_MARGIN  # yawed cubes: wider
+        near = (np.abs(samples[:, 0] - centre[0]) < body.half_x + half) & (
+            np.abs(samples[:, 1] - centre[1]) < body.half_y + half
+        )
+        top = centre[2] + BLOCK_HALF[BLOCKS[index]] + body.depth + clearance
+        needed = np.where(near, np.maximum(needed, top), needed)
+    return needed
