@@ -135,20 +135,28 @@ def _record_member(job: tuple[str, int, int]) -> tuple[str, bool, np.ndarray, bo
     return label, episode.attrs["success"], episode.obs[END_EFFECTOR_KEY], realised, episode.actions
 
 
+def _run(record: Any, jobs: list[Any], workers: int) -> list[Any]:
+    """``record`` over ``jobs``, in this process or over ``workers`` spawned processes."""
+    if workers <= 1:
+        return [record(job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(record, jobs, chunksize=2))
+
+
+def _grouped(results: list[Any]) -> dict[str, Group]:
+    """Episode results ``(group, success, path, realised, actions)`` gathered per group."""
+    groups = _new_groups()
+    for label, success, path, realised, actions in results:
+        _add(groups[label], success, path, realised, actions)
+    return groups
+
+
 def record_population(name: str, episodes: int, workers: int) -> tuple[dict[str, Group], float | None, str]:
     """Per-operator groups of the first ``episodes`` demos of each operator of a named dataset."""
     spec = dataset_spec(name)
     jobs = [(name, k, i) for k in range(len(spec.operators)) for i in range(episodes)]
-    if workers <= 1:
-        results = [_record_member(job) for job in jobs]
-    else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            results = list(pool.map(_record_member, jobs, chunksize=2))
-    groups = _new_groups()
-    for label, success, path, realised, actions in results:
-        _add(groups[label], success, path, realised, actions)
-    return groups, control_dt({"env_name": spec.env_id}), END_EFFECTOR_KEY
+    return _grouped(_run(_record_member, jobs, workers)), control_dt({"env_name": spec.env_id}), END_EFFECTOR_KEY
 
 
 def record_operators(
@@ -156,16 +164,7 @@ def record_operators(
 ) -> tuple[dict[str, Group], float | None, str]:
     """Per-quality groups of freshly recorded episodes of a task's skill table."""
     jobs = [(env_id, q, seed + i, style) for q in TASK_SKILLS[env_id] for i in range(episodes)]
-    if workers <= 1:
-        results = [_record(job) for job in jobs]
-    else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            results = list(pool.map(_record, jobs, chunksize=4))
-    groups = _new_groups()
-    for quality, success, path, realised, actions in results:
-        _add(groups[quality], success, path, realised, actions)
-    return groups, control_dt({"env_name": env_id}), END_EFFECTOR_KEY
+    return _grouped(_run(_record, jobs, workers)), control_dt({"env_name": env_id}), END_EFFECTOR_KEY
 
 
 def table(groups: dict[str, Group], dt: float | None, source: str) -> str:
