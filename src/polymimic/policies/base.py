@@ -65,10 +65,14 @@ class Policy(nn.Module):
 
     Subclasses set ``name`` and ``config_class`` and implement ``configure_optimizers``,
     ``compute_loss`` and ``predict_chunk``; ``batch_spec`` and ``on_step_end`` have defaults.
+    ``presets`` names sets of config values (``reference``: the paper's settings, ``cpu_small``:
+    trains on 2 CPU cores), each a field -> value mapping applied over the config's defaults;
+    ``polymimic train policy=<name>/<preset>`` selects one (``config.schema``).
     """
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()

@@ -1,21 +1,24 @@
 """Behaviour cloning with an MLP: the simplest learner, and the compatibility scorer's base.
 
 robomimic's ``BC`` (Mandlekar et al., 2021) without its RNN/GMM variants, which are separate
-registered names. The network maps the normalised, flattened observation window
-(obs_horizon * obs_dim) to the normalised first action of the action window; the loss is the
-mean squared error in normalised action space, so every action dimension weighs the same.
+registered names (``bc_gmm`` subclasses this one with another head). The network maps the
+normalised, flattened observation window (obs_horizon * obs_dim) to the normalised first
+action of the action window; the loss is the mean squared error in normalised action space,
+so every action dimension weighs the same.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from polymimic.config.values import bounded
 from polymimic.policies.base import Policy, PolicyConfig, register_policy
+from polymimic.policies.heads import GMMHead, MSEHead
 from polymimic.policies.optim import OptimizerSpec, adamw_with_schedule
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -38,6 +41,29 @@ class BCConfig(PolicyConfig):
     weight_decay: float = bounded(1e-6, 0.0, 1.0)  # AdamW decoupled weight decay
     lr_schedule: str = "constant"  # constant, constant_with_warmup, linear or cosine
     lr_warmup_steps: int = bounded(0, 0, 10**9)  # linear warm-up steps of the schedule
+
+
+# Named configs (``policy=bc_mlp/<name>``), each value with its source.
+PRESETS: dict[str, dict[str, Any]] = {
+    "reference": {
+        # robomimic 0.3.0 config/bc_config.py: algo.actor_layer_dims = (1024, 1024)
+        "hidden_dims": (1024, 1024),
+        # robomimic scripts/generate_paper_configs.py, modify_bc_config_for_dataset: lr 1e-4
+        "lr": 1e-4,
+        # robomimic bc_config.py: optim_params.policy.regularization.L2 = 0.0
+        "weight_decay": 0.0,
+        # robomimic's multistep scheduler with an empty epoch_schedule keeps the lr constant
+        "lr_schedule": "constant",
+    },
+    "cpu_small": {
+        # polymimic's BC-MLP size (README demo); issue 17 measured robomimic's BC at the same
+        # settings scoring the same as this learner on Push (11/120 over 4 seeds each)
+        "hidden_dims": (256, 256),
+        "lr": 1e-3,
+        "weight_decay": 1e-6,
+        "lr_schedule": "constant",
+    },
+}
 
 
 def build_mlp(
@@ -67,25 +93,32 @@ class BCPolicy(Policy):
 
     name = "bc_mlp"
     config_class = BCConfig
+    presets = PRESETS
 
     def __init__(self, config: BCConfig) -> None:
         """Build the network; obs_dim and action_dim must already be set in ``config``."""
         if config.obs_dim <= 0 or config.action_dim <= 0:
             raise ValueError(
-                f"BCConfig needs obs_dim and action_dim > 0 (got {config.obs_dim}, "
-                f"{config.action_dim}); fill them from the dataset before building the policy"
+                f"{type(config).__name__} needs obs_dim and action_dim > 0 (got "
+                f"{config.obs_dim}, {config.action_dim}); fill them from the dataset before "
+                "building the policy"
             )
         if config.n_action_steps != 1:
-            raise ValueError("bc_mlp predicts one action per step: n_action_steps must be 1")
+            raise ValueError(f"{self.name} predicts one action per step: n_action_steps must be 1")
         super().__init__(config)
         self.config: BCConfig = config
+        self.head = self.make_head(config)
         self.mlp = build_mlp(
             config.obs_horizon * config.obs_dim,
             tuple(config.hidden_dims),
-            config.action_dim,
+            self.head.raw_dim,
             config.activation,
             config.dropout,
         )
+
+    def make_head(self, config: BCConfig) -> MSEHead | GMMHead:
+        """The output head: MSE here, a Gaussian mixture in ``bc_gmm``."""
+        return MSEHead(config.action_dim)
 
     def configure_optimizers(self, num_training_steps: int) -> list[OptimizerSpec]:
         """One AdamW over every parameter, with the config's schedule (robomimic's BC)."""
@@ -98,19 +131,20 @@ class BCPolicy(Policy):
         ]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw obs window (B, obs_horizon, obs_dim) -> normalised action (B, action_dim)."""
+        """Raw obs window (B, obs_horizon, obs_dim) -> the head's raw output (B, raw_dim);
+        for the MSE head that is the normalised action (B, action_dim)."""
         return self.mlp(self.normalize_obs(obs).flatten(start_dim=1))
 
     def compute_loss(
         self, batch: dict[str, torch.Tensor], optimizer: str = "main"
     ) -> dict[str, torch.Tensor]:
-        """MSE between predicted and demonstrated first action, in normalised units."""
+        """The head's loss (MSE here) on the demonstrated first action, in normalised units."""
         target = self.normalize_action(batch["actions"][:, 0])
-        prediction = self(batch["obs"])
-        return {"loss": nn.functional.mse_loss(prediction.float(), target)}
+        return {"loss": self.head.loss(self(batch["obs"]), target)}
 
     def predict_chunk(
         self, obs_window: torch.Tensor, generators: Sequence[torch.Generator] | None
     ) -> torch.Tensor:
-        """(N, obs_horizon, obs_dim) raw -> (N, 1, action_dim) raw; deterministic."""
-        return self.unnormalize_action(self(obs_window))[:, None]
+        """(N, obs_horizon, obs_dim) raw -> (N, 1, action_dim) raw; the MSE head ignores
+        ``generators``."""
+        return self.unnormalize_action(self.head.predict(self(obs_window), generators))[:, None]
