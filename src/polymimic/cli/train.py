@@ -3,6 +3,7 @@
 Usage::
 
     polymimic train dataset=data/push.hdf5 policy=bc_mlp train.num_steps=5000
+    polymimic train dataset=data/push.hdf5 policy=bc_rnn/cpu_small   # a learner's named preset
     polymimic train dataset=data/push.hdf5 --multirun seed=0,1,2 policy.hidden_dims=[512,512]
 
 The run directory (``hydra.run.dir``, default ``outputs/train/<timestamp>``) receives
@@ -25,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from polymimic.cli.options import USER_ERROR_EXIT
 from polymimic.config import schema  # noqa: F401  (registers the configs with Hydra)
+from polymimic.config.schema import DEFAULT_PRESET
 from polymimic.config.values import config_from_values
 from polymimic.datasets.reader import read_env_args
 from polymimic.datasets.windows import WindowDataset, dataset_dims
@@ -54,6 +56,7 @@ def build_policy(
     """
     values = dict(policy_cfg)
     cls = policy_class(str(values.pop("type")))
+    values.pop("preset", None)  # names where the values started; not a learner setting
     values.update(obs_keys=list(obs_keys), obs_dim=obs_dim, action_dim=action_dim)
     config = config_from_values(cls.config_class, values, where="policy")
     try:
@@ -94,7 +97,8 @@ def prepare_run(cfg: DictConfig) -> tuple[dict[str, Any], WindowDataset, Policy,
     dataset.env_args = {**dataset.env_args, "env_name": env_id, "env_kwargs": env_kwargs}
     policy.set_normalization(dataset.stats())
     resolved["obs_keys"] = list(obs_keys)
-    resolved["policy"] = {"type": policy.name, **config_to_dict(policy.config)}
+    preset = resolved["policy"].get("preset", DEFAULT_PRESET)
+    resolved["policy"] = {"type": policy.name, "preset": preset, **config_to_dict(policy.config)}
     return resolved, dataset, policy, train_cfg
 
 
@@ -140,6 +144,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "dataset": str(resolved["dataset"]),
             "filter_key": resolved["filter_key"],
             "env_args": dataset.env_args,
+            "policy_preset": resolved["policy"]["preset"],
         }
         metrics = train(
             policy, dataset, train_cfg, run_dir, checkpoint_extra=extra, evaluator=evaluator
@@ -148,11 +153,31 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return metrics
 
 
+def check_preset_choice(cfg: DictConfig, choice: str | None) -> None:
+    """Refuse a ``policy.preset`` that is not the preset Hydra composed (``policy=<learner>``
+    records ``default``, ``policy=<learner>/<preset>`` records ``<preset>``): the label in
+    the run's record must say where its values came from.
+
+    Raises:
+        OptionError: ``policy.preset`` was overridden by hand.
+    """
+    if choice is None or OmegaConf.is_missing(cfg, "policy"):
+        return
+    expected = choice.split("/", 1)[1] if "/" in choice else DEFAULT_PRESET
+    given = cfg.policy.get("preset", DEFAULT_PRESET)
+    if given != expected:
+        raise OptionError(
+            f"policy.preset={given!r} does not match the composed config ({choice!r}); choose "
+            f"a preset with policy=<learner>/<preset> instead of overriding policy.preset"
+        )
+
+
 @hydra.main(version_base="1.3", config_path=None, config_name="train")
 def hydra_main(cfg: DictConfig) -> dict[str, Any]:
     """Hydra entry point; the run directory is Hydra's output dir (no chdir)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        check_preset_choice(cfg, HydraConfig.get().runtime.choices.get("policy"))
         metrics = run_training(cfg, run_dir)
     except UserError as exc:
         # Problems the user can fix (bad dataset, option, existing run) get one line; other

@@ -2,8 +2,12 @@
 
 Groups:
     policy: one node per registered learner (``policy=bc_mlp``), its config dataclass plus a
-        ``type`` field naming the registry entry. ``obs_keys``, ``obs_dim`` and
+        ``type`` field naming the registry entry and a ``preset`` field naming where its
+        values started (``default``: the dataclass defaults). ``obs_keys``, ``obs_dim`` and
         ``action_dim`` in it are filled from the dataset when the policy is built.
+    policy/<learner>: one node per named preset of that learner (``Policy.presets``), selected
+        as ``policy=bc_gmm/reference`` or ``policy=bc_gmm/cpu_small``; it lands in the same
+        ``policy`` package, so ``policy.lr=...`` overrides still apply on top of it.
 Primary configs:
     train: :class:`TrainRunConfig`, the ``polymimic train`` command.
 
@@ -60,22 +64,39 @@ class TrainRunConfig:
     hydra: Any = dataclasses.field(default_factory=lambda: dict(_HYDRA_DEFAULTS))
 
 
+#: The ``preset`` a plain ``policy=<learner>`` records: the config dataclass's defaults.
+DEFAULT_PRESET = "default"
+
+
 def policy_node_class(name: str) -> type:
-    """The Hydra node of a registered learner: its config dataclass plus ``type: str = name``."""
+    """The Hydra node of a registered learner: its config dataclass plus ``type: str = name``
+    and ``preset: str = "default"``."""
     config_class = policy_class(name).config_class
     return dataclasses.make_dataclass(
         f"{config_class.__name__}Node",
-        [("type", str, dataclasses.field(default=name))],
+        [
+            ("type", str, dataclasses.field(default=name)),
+            ("preset", str, dataclasses.field(default=DEFAULT_PRESET)),
+        ],
         bases=(config_class,),
     )
 
 
+def preset_node(name: str, preset: str) -> Any:
+    """The node of learner ``name``'s preset ``preset``: its values over the defaults."""
+    values = policy_class(name).presets[preset]
+    return policy_node_class(name)(**values, preset=preset)
+
+
 def register_configs() -> None:
-    """Store the primary configs and one ``policy`` group entry per registered learner."""
+    """Store the primary configs, one ``policy`` group entry per registered learner and one
+    ``policy/<learner>`` entry per preset of it."""
     store = ConfigStore.instance()
     store.store(name="train", node=TrainRunConfig)
     for name in registered_policies():
         store.store(group="policy", name=name, node=policy_node_class(name))
+        for preset in policy_class(name).presets:
+            store.store(group=f"policy/{name}", name=preset, node=preset_node(name, preset))
 
 
 register_configs()
