@@ -100,3 +100,53 @@ def test_eval_episodes_run_rollouts_during_and_after_training(
     assert all(0.0 <= line["eval/success_rate"] <= 1.0 for line in evals)
     metrics = json.loads((run_dir / "train_metrics.json").read_text())
     assert metrics["eval/success_rate"] == evals[-1]["eval/success_rate"]
+
+
+def test_presets_and_plain_learners_train_and_are_recorded(h5_path: Path, tmp_path: Path) -> None:
+    """policy=<learner> trains its dataclass defaults, policy=<learner>/<preset> its named
+    preset (later policy.* overrides still win); the preset is in the run's record."""
+    sweep = tmp_path / "sweep"
+    run_cli(
+        ["--multirun", f"dataset={h5_path}", "train.num_steps=3", "train.batch_size=8",
+         "train.progress_bar=false", f"hydra.sweep.dir={sweep}",
+         "policy=bc_gmm,bc_rnn,bc_transformer/cpu_small,bc_rnn/reference"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    runs = {}
+    for run_dir in sorted(p for p in sweep.iterdir() if p.is_dir()):
+        resolved = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+        document = json.loads((run_dir / "checkpoints" / "last" / "config.json").read_text())
+        policy = resolved["policy"]
+        assert document["policy_preset"] == policy["preset"]
+        assert document["config"] == {k: v for k, v in policy.items() if k not in ("type", "preset")}
+        assert load_checkpoint(run_dir / "checkpoints" / "last").name == policy["type"]
+        runs[(policy["type"], policy["preset"])] = policy
+    assert set(runs) == {("bc_gmm", "default"), ("bc_rnn", "default"),
+                         ("bc_transformer", "cpu_small"), ("bc_rnn", "reference")}  # fmt: skip
+    assert runs[("bc_gmm", "default")]["gmm_modes"] == 5  # the dataclass defaults
+    assert runs[("bc_rnn", "default")]["gmm_modes"] == 0 and runs[("bc_rnn", "default")]["lr"] == 1e-3
+    assert runs[("bc_rnn", "reference")]["gmm_modes"] == 5 and runs[("bc_rnn", "reference")]["lr"] == 1e-4
+    small = runs[("bc_transformer", "cpu_small")]
+    assert (small["embed_dim"], small["num_layers"], small["num_heads"]) == (128, 2, 4)
+
+
+def test_a_preset_override_wins_and_a_hand_set_preset_is_refused(
+    h5_path: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    run_cli([*common(h5_path), "policy=bc_gmm/reference", "policy.hidden_dims=[8]",
+             f"hydra.run.dir={run_dir}"], cwd=tmp_path)  # fmt: skip
+    policy = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())["policy"]
+    assert policy["preset"] == "reference" and policy["hidden_dims"] == [8]  # the override won
+    assert policy["lr"] == 1e-4  # the rest is the preset's
+    # A label that does not say where the values came from is refused before any file.
+    args = [*common(h5_path), "policy=bc_gmm", "policy.preset=reference",
+            f"hydra.run.dir={tmp_path / 'mislabelled'}"]  # fmt: skip
+    code = f"from polymimic.cli.train import main; main({args!r})"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "policy.preset='reference' does not match the composed config" in result.stderr
+    assert not (tmp_path / "mislabelled" / "checkpoints").exists()
