@@ -32,12 +32,28 @@ TINY: dict[str, dict[str, Any]] = {
                "obs_horizon": 3, "gmm_modes": 3, "low_noise_eval": False},  # fmt: skip
     "bc_transformer": {"embed_dim": 16, "num_layers": 2, "num_heads": 2, "obs_horizon": 3,
                        "gmm_modes": 3, "low_noise_eval": False},  # fmt: skip
+    # Chunked: 2 executed actions per sample, so the 3 control steps below sample twice.
+    "diffusion": {"down_dims": (8, 16), "kernel_size": 3, "n_groups": 4,
+                  "diffusion_step_embed_dim": 8, "obs_horizon": 2, "action_horizon": 4,
+                  "n_action_steps": 2, "num_train_timesteps": 20, "num_inference_steps": 4},  # fmt: skip
+    "diffusion_transformer": {"n_layer": 2, "n_head": 2, "n_emb": 16, "p_drop_attn": 0.1,
+                              "p_drop_emb": 0.1, "obs_horizon": 2, "action_horizon": 4,
+                              "n_action_steps": 2, "num_train_timesteps": 20,
+                              "num_inference_steps": 4},  # fmt: skip
+    "bet": {"n_layer": 2, "n_head": 2, "n_embd": 16, "obs_horizon": 3, "n_bins": 4,
+            "kmeans_iterations": 10},  # fmt: skip
 }
+# Learners whose actions are drawn at random at inference (each gets a per-row generator).
+STOCHASTIC = {"diffusion", "diffusion_transformer", "bet"}
 # Other heads and supervision of the same learners, for the shape and round-trip tests.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: (name, {}) for name in LEARNERS},
     "bc_rnn_mse": ("bc_rnn", {"gmm_modes": 0}),
     "bc_transformer_mse_all_steps": ("bc_transformer", {"gmm_modes": 0, "supervise_all_steps": True}),
+    # DDPM draws fresh noise at every denoising step (DDIM only at the start).
+    "diffusion_ddpm": ("diffusion", {"sampler": "ddpm", "num_inference_steps": 20}),
+    "diffusion_transformer_ddpm_sample": ("diffusion_transformer", {"sampler": "ddpm",
+                                          "prediction_type": "sample", "causal_attn": False}),
 }
 OBS_KEYS = ("block_red", "tip_pos")
 
@@ -61,6 +77,7 @@ def build(name: str, h5_path: Path, init_seed: int = 0, **overrides: Any) -> tup
     policy = cls(config)
     dataset = WindowDataset(h5_path, OBS_KEYS, spec=policy.batch_spec())
     policy.set_normalization(dataset.stats())
+    policy.fit_to_data(dataset, seed=0)  # as the training loop does before its first step
     return policy, dataset
 
 
@@ -73,7 +90,8 @@ def generators(seeds: range | list[int]) -> list[torch.Generator]:
 
 
 def test_every_registered_learner_is_covered() -> None:
-    assert {"bc_mlp", "bc_gmm", "bc_rnn", "bc_transformer"} <= set(LEARNERS)
+    assert {"bc_mlp", "bc_gmm", "bc_rnn", "bc_transformer", "bet", "diffusion",
+            "diffusion_transformer"} <= set(LEARNERS)  # fmt: skip
     assert set(LEARNERS) <= set(TINY), f"add a tiny config for {set(LEARNERS) - set(TINY)}"
 
 
@@ -90,7 +108,10 @@ def test_shapes_loss_and_gradients(variant: str, h5_path: Path) -> None:
     obs = dataset.obs[:5]
     window = torch.from_numpy(np.repeat(obs[:, None], policy.config.obs_horizon, axis=1))
     with torch.no_grad():
-        assert policy.eval().predict_chunk(window, generators(range(5))).shape == (5, 1, 2)
+        chunk = policy.eval().predict_chunk(window, generators(range(5)))
+    # One action per step, or a chunk from the current step on (diffusion: Tp - To + 1).
+    to, tp = policy.config.obs_horizon, policy.config.action_horizon
+    assert chunk.shape == (5, 1 if tp == 1 else tp - to + 1, 2)
     action = policy.predict_action(obs, generators(range(5)))
     assert action.shape == (5, 2) and action.dtype == np.float32 and np.isfinite(action).all()
     with pytest.raises(ValueError, match=r"expected observations \(B, 6\)"):
@@ -126,7 +147,7 @@ def test_save_load_gives_identical_actions(variant: str, h5_path: Path, tmp_path
         gens = generators([3, 4, 5])
         runs.append([model.predict_action(dataset.obs[t : t + 3], gens) for t in range(6)])
     np.testing.assert_array_equal(np.stack(runs[0]), np.stack(runs[1]))
-    if getattr(policy.config, "gmm_modes", 0):
+    if getattr(policy.config, "gmm_modes", 0) or name in STOCHASTIC:
         # Stochastic: other seeds give other actions, so the equality above is not vacuous.
         policy.reset()
         other = policy.predict_action(dataset.obs[0:3], generators([6, 7, 8]))
@@ -142,6 +163,7 @@ class CrashingDataset:
 
     def __init__(self, dataset: WindowDataset, crash_at: int) -> None:
         self.dataset, self.crash_at, self.fetched = dataset, crash_at, 0
+        self.actions = dataset.actions  # what fit_to_data reads (bet's k-means)
 
     def __len__(self) -> int:
         return len(self.dataset)

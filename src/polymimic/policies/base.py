@@ -3,10 +3,12 @@
 A policy is a ``torch.nn.Module`` built from a JSON-serialisable config dataclass. It owns:
 
 - **its training contract**: ``batch_spec()`` (which keys, at which frame offsets, from
-  which masks), ``configure_optimizers(num_training_steps)`` (optimisers, schedules,
-  cadence; see ``policies.optim``), ``compute_loss(batch, optimizer)`` per optimiser, and
-  ``on_step_end(step)`` after every training step (EMA, target networks). The one training
-  loop (``policies.train``) calls nothing else.
+  which masks), ``fit_to_data(dataset, seed)`` once before the first step of a fresh run
+  (what a learner derives from the whole training set rather than learns by gradient:
+  BeT's k-means action bins; a no-op for most), ``configure_optimizers(num_training_steps)``
+  (optimisers, schedules, cadence; see ``policies.optim``), ``compute_loss(batch,
+  optimizer)`` per optimiser, and ``on_step_end(step)`` after every training step (EMA,
+  target networks). The one training loop (``policies.train``) calls nothing else.
 - **its normalisation**: one ``Normalizer`` per key with the mode its config declares
   (``obs_normalization``, ``action_normalization``), stored as buffers in ``model.safetensors``.
 - **batched inference**: ``predict_action(obs)`` maps ``(B, obs_dim)`` raw observations to
@@ -104,6 +106,20 @@ class Policy(nn.Module):
         return self.action_normalizer.unnormalize(action)
 
     # --- training -----------------------------------------------------------------------
+    def fit_to_data(self, dataset: Any, seed: int) -> None:
+        """Fit what the learner takes from the whole training set before the first step.
+
+        The training loop calls it once per fresh run, after the normalisers are set and
+        before the first optimiser step, never on a resume: what it fits must live in the
+        learner's buffers, so the checkpoint restores it. It must be deterministic given
+        ``dataset`` and ``seed`` and leave the global RNGs alone (resumed runs replay them).
+
+        Args:
+            dataset: the training items (a ``WindowDataset``: per-step ``obs`` and ``actions``
+                arrays of the selected demonstrations).
+            seed: the run's seed (``TrainConfig.seed``).
+        """
+
     def batch_spec(self) -> BatchSpec:
         """What one training item holds; by default the config's two horizons."""
         return BatchSpec.from_horizons(self.config.obs_horizon, self.config.action_horizon)

@@ -138,8 +138,9 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-def _gpt_init(module: nn.Module) -> None:
-    # GPT-2 / minGPT initialisation, as robomimic's GPT_Backbone applies to its blocks.
+def gpt_init(module: nn.Module) -> None:
+    """GPT-2 / minGPT initialisation of a linear layer: N(0, 0.02) weights, zero biases (as
+    robomimic's GPT_Backbone and BeT's minGPT apply it); use with ``Module.apply``."""
     if isinstance(module, nn.Linear):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if module.bias is not None:
@@ -181,7 +182,7 @@ class BCTransformerPolicy(Policy):
             Block(e, config.num_heads, config.attn_dropout, config.block_dropout)
             for _ in range(config.num_layers)
         ))  # fmt: skip
-        self.blocks.apply(_gpt_init)
+        self.blocks.apply(gpt_init)
         self.output_ln = nn.LayerNorm(e)
         self.decoder = nn.Linear(e, self.head.raw_dim)
 

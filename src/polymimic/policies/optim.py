@@ -47,16 +47,21 @@ def adamw_with_schedule(
     warmup_steps: int,
     num_training_steps: int,
     every: int = 1,
+    betas: tuple[float, float] = (0.9, 0.999),
 ) -> OptimizerSpec:
     """AdamW plus one of ``LR_SCHEDULES`` (None for ``constant`` without warm-up).
 
     The schedule comes from diffusers' ``get_scheduler`` (a ``LambdaLR``), the library
-    Diffusion Policy uses for its cosine schedule with warm-up.
+    Diffusion Policy uses for its cosine schedule with warm-up. ``params`` may be parameter
+    groups (:func:`weight_decay_groups`); ``weight_decay`` is the default of groups that do
+    not set their own.
 
     Raises:
         ValueError: an unknown schedule name.
     """
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=lr, weight_decay=weight_decay, betas=(float(betas[0]), float(betas[1]))
+    )
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr schedule {schedule!r}; choose from {LR_SCHEDULES}")
     scheduler = None
@@ -71,6 +76,31 @@ def adamw_with_schedule(
             num_training_steps=max(num_training_steps // every, 1),
         )
     return OptimizerSpec(name, optimizer, scheduler, every)
+
+
+def weight_decay_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW parameter groups: the weight matrices of linear and convolution layers
+    decay, every other parameter (biases, norm scales, position embeddings) does not.
+
+    minGPT's ``configure_optimizers`` rule (Karpathy), which BeT and Diffusion Policy's
+    transformer use: decaying a norm's scale or a bias towards 0 only hurts.
+    """
+    decayed = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.ConvTranspose1d,
+               torch.nn.MultiheadAttention)  # fmt: skip
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    seen: set[int] = set()
+    for sub in module.modules():
+        for name, param in sub.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            weight = isinstance(sub, decayed) and name.endswith("weight")
+            (decay if weight else no_decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
 def check_optimizer_specs(specs: list[OptimizerSpec]) -> None:

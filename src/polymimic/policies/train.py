@@ -7,7 +7,8 @@ step (``on_step_end``: EMA, target networks). Everything else lives here once: d
 mixed precision, seeding, gradient clipping, the non-finite check, logging, periodic
 evaluation, checkpoints and resuming.
 
-One training step: for each optimiser due this step (``step % every == 0``), in the order the
+Before the first step of a fresh run the loop calls ``policy.fit_to_data(dataset, seed)``
+(BeT's k-means bins). One training step: for each optimiser due this step (``step % every == 0``), in the order the
 learner gave them, compute its loss, back-propagate, clip, step it and its schedule; then
 ``policy.on_step_end(step)``.
 
@@ -246,6 +247,8 @@ def train(
             "(train.resume=true on the command line) or use a new run directory"
         )
     start_step = load_training_state(resume_dir, policy, specs) if resume_dir is not None else 0
+    if start_step == 0:  # a resumed run's fitted state came back with its weights
+        policy.fit_to_data(dataset, cfg.seed)
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_step)
     loop = _Loop(policy, specs, cfg, device, run_dir, checkpoint_extra, evaluator)
     metrics = loop.run(batch_stream(dataset, sampler, device, cfg.data_on_device), start_step)
