@@ -109,7 +109,8 @@ def test_presets_and_plain_learners_train_and_are_recorded(h5_path: Path, tmp_pa
     run_cli(
         ["--multirun", f"dataset={h5_path}", "train.num_steps=3", "train.batch_size=8",
          "train.progress_bar=false", f"hydra.sweep.dir={sweep}",
-         "policy=bc_gmm,bc_rnn,bc_transformer/cpu_small,bc_rnn/reference"],
+         "policy=bc_gmm,bc_rnn,bc_transformer/cpu_small,bc_rnn/reference,diffusion/cpu_small,"
+         "diffusion_transformer/cpu_small,bet/cpu_small"],
         cwd=tmp_path,
     )  # fmt: skip
     runs = {}
@@ -122,12 +123,18 @@ def test_presets_and_plain_learners_train_and_are_recorded(h5_path: Path, tmp_pa
         assert load_checkpoint(run_dir / "checkpoints" / "last").name == policy["type"]
         runs[(policy["type"], policy["preset"])] = policy
     assert set(runs) == {("bc_gmm", "default"), ("bc_rnn", "default"),
-                         ("bc_transformer", "cpu_small"), ("bc_rnn", "reference")}  # fmt: skip
+                         ("bc_transformer", "cpu_small"), ("bc_rnn", "reference"),
+                         ("diffusion", "cpu_small"), ("diffusion_transformer", "cpu_small"),
+                         ("bet", "cpu_small")}  # fmt: skip
     assert runs[("bc_gmm", "default")]["gmm_modes"] == 5  # the dataclass defaults
     assert runs[("bc_rnn", "default")]["gmm_modes"] == 0 and runs[("bc_rnn", "default")]["lr"] == 1e-3
     assert runs[("bc_rnn", "reference")]["gmm_modes"] == 5 and runs[("bc_rnn", "reference")]["lr"] == 1e-4
     small = runs[("bc_transformer", "cpu_small")]
     assert (small["embed_dim"], small["num_layers"], small["num_heads"]) == (128, 2, 4)
+    # Tuple fields of the new learners' presets survive Hydra and the checkpoint.
+    assert runs[("diffusion", "cpu_small")]["down_dims"] == [32, 64, 128]
+    assert runs[("diffusion_transformer", "cpu_small")]["adam_betas"] == [0.9, 0.95]
+    assert runs[("bet", "cpu_small")]["n_bins"] == 64
 
 
 def test_a_preset_override_wins_and_a_hand_set_preset_is_refused(

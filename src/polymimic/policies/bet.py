@@ -47,7 +47,7 @@ from polymimic.policies.optim import OptimizerSpec, adamw_with_schedule, weight_
 
 MAX_WIDTH = 16_384
 MAX_BINS = 4096
-_KMEANS_CHUNK = 65_536  # rows per distance computation: bounds memory at rows x k floats
+_KMEANS_CHUNK = 8192  # rows per distance computation: memory is rows x k floats
 
 
 @dataclasses.dataclass
