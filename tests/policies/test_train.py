@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,13 @@ import pytest
 import torch
 
 from demo_files import random_demos, write_demo_file
+from polymimic.config.values import ConfigValueError, config_from_values
 from polymimic.datasets.windows import WindowDataset
+from polymimic.policies import train as train_module
 from polymimic.policies.bc import BCConfig, BCPolicy
 from polymimic.policies.checkpoint import load_checkpoint
 from polymimic.policies.train import EpochBatchSampler, RunDirectoryError, TrainConfig, train
+from polymimic.policies.training_state import saved_train_wall_s
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +128,79 @@ def test_batch_sampler_restarts_mid_epoch_identically() -> None:
     assert batches[:3] != batches[3:6]  # each epoch reshuffles
     later = EpochBatchSampler(num_items=50, batch_size=16, seed=1, start_step=4)
     assert [b for _, b in zip(range(6), later, strict=False)] == batches[4:]
+
+
+class FakeClock:
+    """A budget clock that advances ``tick`` seconds at every read."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_max_minutes_stops_cleanly_and_carries_over_a_resume(
+    dataset: WindowDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop reads its budget clock once before the first step and once after each step,
+    so with 10 s per read a 1-minute budget is spent after step 6 (60 s of training)."""
+    monkeypatch.setattr(train_module, "_clock", FakeClock(10.0))
+    evaluated: list[int] = []
+
+    def evaluator(step: int, policy: torch.nn.Module) -> dict[str, float | None]:
+        evaluated.append(step)
+        return {"success_rate": 0.0}
+
+    policy = make_policy(dataset)
+    metrics = train(policy, dataset, config(max_minutes=1.0), tmp_path, evaluator=evaluator)
+    assert metrics["step"] == 6 and metrics["stopped_by"] == "max_minutes"
+    assert metrics["train_wall_s"] == pytest.approx(60.0)
+    assert evaluated == [6]  # the budget's stop is the end of training: final evaluation
+    # save_every=10 and num_steps=20, yet the stop step is saved, with its training time.
+    ckpt = tmp_path / "checkpoints" / "last"
+    assert json.loads((ckpt / "config.json").read_text())["step"] == 6
+    assert saved_train_wall_s(ckpt) == pytest.approx(60.0)
+    assert_same_weights(weights(load_checkpoint(ckpt)), weights(policy))
+    log = read_log(tmp_path)
+    losses = [line for line in log if "loss" in line]
+    assert [line["step"] for line in losses] == [5, 6]
+    assert [line["train_wall_s"] for line in losses] == pytest.approx([50.0, 60.0])
+
+    # Resuming with the same budget does nothing: the budget is spent, nothing is rewritten.
+    before = (ckpt / "training_state.json").read_bytes()
+    again = train(make_policy(dataset), dataset, config(max_minutes=1.0, resume=True), tmp_path)
+    assert again["step"] == 6 and again["stopped_by"] == "max_minutes"
+    assert (ckpt / "training_state.json").read_bytes() == before
+    assert len(read_log(tmp_path)) == len(log)
+
+    # A 2-minute budget continues from 60 s: 6 more steps of 10 s.
+    more = train(make_policy(dataset), dataset, config(max_minutes=2.0, resume=True), tmp_path)
+    assert more["step"] == 12 and more["stopped_by"] == "max_minutes"
+    assert more["train_wall_s"] == pytest.approx(120.0)
+    # A budget that is not reached leaves num_steps in charge.
+    done = train(make_policy(dataset), dataset, config(max_minutes=60.0, resume=True), tmp_path)
+    assert done["step"] == 20 and done["stopped_by"] == "num_steps"
+    assert done["train_wall_s"] == pytest.approx(200.0)
+
+
+def test_max_minutes_stop_resumes_into_the_uninterrupted_run(
+    dataset: WindowDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping on the budget is a clean checkpoint: resuming without it gives the same
+    weights as a run that never stopped."""
+    straight = make_policy(dataset)
+    train(straight, dataset, config(), tmp_path / "straight")
+    monkeypatch.setattr(train_module, "_clock", FakeClock(10.0))
+    train(make_policy(dataset), dataset, config(max_minutes=0.5), tmp_path / "budget")  # 3 steps
+    monkeypatch.setattr(train_module, "_clock", time.perf_counter)
+    resumed = make_policy(dataset, init_seed=7)
+    metrics = train(resumed, dataset, config(resume=True), tmp_path / "budget")
+    assert metrics["step"] == 20 and metrics["stopped_by"] == "num_steps"
+    assert_same_weights(weights(resumed), weights(straight))
+
+
+def test_max_minutes_must_be_positive() -> None:
+    with pytest.raises(ConfigValueError, match="max_minutes"):
+        config_from_values(TrainConfig, {"max_minutes": 0.0}, where="train")

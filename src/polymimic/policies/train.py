@@ -12,6 +12,13 @@ Before the first step of a fresh run the loop calls ``policy.fit_to_data(dataset
 learner gave them, compute its loss, back-propagate, clip, step it and its schedule; then
 ``policy.on_step_end(step)``.
 
+A wall-clock budget (``max_minutes``) ends a run early, cleanly: after the step during which the
+run's training time (summed over resumes, evaluations excluded) reached the budget, the loop
+evaluates, logs and saves a checkpoint as at the last step, and reports
+``stopped_by: "max_minutes"``. The time is stored in the checkpoint, so a resumed run spends
+only what is left of its budget; time after the last checkpoint of a killed run is not
+counted (its steps are redone).
+
 Resuming is exact: the checkpoint holds the weights (the learner's own EMA and target
 networks included), every optimiser and schedule, and the RNG states, and batches are drawn
 from a per-epoch permutation seeded by ``(seed, epoch)``, so step ``k`` sees the same batch
@@ -45,11 +52,14 @@ from polymimic.policies.training_state import (
     find_resume_dir,
     load_training_state,
     save_training_checkpoint,
+    saved_train_wall_s,
 )
 
 LOG_FILE = "train_log.jsonl"
 #: Called with (step, policy) at evaluation steps; returns scalars for the log.
 Evaluator = Callable[[int, Policy], dict[str, float | None]]
+#: The clock of the wall-clock budget (a module attribute so tests can replace it).
+_clock = time.perf_counter
 
 
 class RunDirectoryError(UserError):
@@ -103,6 +113,9 @@ class TrainConfig:
     resume: bool = False  # continue from run_dir/checkpoints/last if it exists
     eval_every: int = bounded(0, 0, 10**9)  # evaluate every this many steps; 0: at the end only
     progress_bar: bool = True  # show a tqdm bar on stderr
+    # Stop (checkpoint, final evaluation) once training time, summed over resumes and without
+    # evaluations, reaches this many minutes (>= 0.001); None: num_steps alone ends the run.
+    max_minutes: float | None = bounded(None, 1e-3, 1e9)
 
 
 def seed_everything(seed: int) -> None:
@@ -212,7 +225,8 @@ def train(
     checkpoint_extra: dict[str, Any] | None = None,
     evaluator: Evaluator | None = None,
 ) -> dict[str, Any]:
-    """Train ``policy`` on ``dataset`` for ``cfg.num_steps`` training steps.
+    """Train ``policy`` on ``dataset`` for ``cfg.num_steps`` training steps, or until the
+    wall-clock budget ``cfg.max_minutes`` is spent, whichever comes first.
 
     Args:
         policy: any registered learner, normalisation statistics already set.
@@ -226,7 +240,9 @@ def train(
 
     Returns:
         Final metrics: ``step``, the mean of each loss term over the last log interval,
-        ``wall_s``, ``device`` and the last evaluation's scalars.
+        ``wall_s`` (this call), ``train_wall_s`` (training time of the whole run, resumes
+        included, evaluations excluded), ``stopped_by`` (``"num_steps"`` or
+        ``"max_minutes"``), ``device`` and the last evaluation's scalars.
 
     Raises:
         RunDirectoryError: ``run_dir`` already holds a checkpoint and ``cfg.resume`` is False.
@@ -247,11 +263,13 @@ def train(
             "(train.resume=true on the command line) or use a new run directory"
         )
     start_step = load_training_state(resume_dir, policy, specs) if resume_dir is not None else 0
+    prior_wall_s = saved_train_wall_s(resume_dir) if resume_dir is not None else 0.0
     if start_step == 0:  # a resumed run's fitted state came back with its weights
         policy.fit_to_data(dataset, cfg.seed)
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_step)
     loop = _Loop(policy, specs, cfg, device, run_dir, checkpoint_extra, evaluator)
-    metrics = loop.run(batch_stream(dataset, sampler, device, cfg.data_on_device), start_step)
+    batches = batch_stream(dataset, sampler, device, cfg.data_on_device)
+    metrics = loop.run(batches, start_step, prior_wall_s)
     return {**metrics, "device": str(device)}
 
 
@@ -324,14 +342,26 @@ class _Loop:
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.last: dict[str, Any] = {}
         self.last_eval: dict[str, float] = {}
+        self.budget_s = None if cfg.max_minutes is None else cfg.max_minutes * 60.0
+        self.eval_clock_s = 0.0  # budget-clock seconds spent evaluating (not training time)
+        self.train_wall_s = 0.0  # the run's training time at the latest step
 
-    def run(self, batches: Iterator[dict[str, torch.Tensor]], start_step: int) -> dict[str, Any]:
+    def run(
+        self, batches: Iterator[dict[str, torch.Tensor]], start_step: int, prior_wall_s: float = 0.0
+    ) -> dict[str, Any]:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         use_autocast = cfg.mixed_precision and self.device.type == "cuda"
         self.last = {"step": start_step}
+        self.train_wall_s = prior_wall_s
         first_unchecked, started = start_step + 1, time.perf_counter()
         self.interval_start = started
+        if self.budget_s is not None and prior_wall_s >= self.budget_s and start_step < cfg.num_steps:
+            # A resumed run whose budget is already spent: nothing left to do, nothing written.
+            return {**self.last, "wall_s": 0.0, "train_wall_s": prior_wall_s,
+                    "stopped_by": "max_minutes"}  # fmt: skip
+        stopped_by = "num_steps"
+        clock_start = _clock()
         # disable=None hides the bar when stderr is not a terminal (CI logs, make output).
         bar = tqdm(total=cfg.num_steps, initial=start_step, desc="train",
                    disable=None if cfg.progress_bar else True)  # fmt: skip
@@ -344,7 +374,12 @@ class _Loop:
                     self.sums[name] = self.sums.get(name, 0.0) + value
                     self.counts[name] = self.counts.get(name, 0) + 1
                 bar.update(1)
-                last_step = step == cfg.num_steps
+                # One clock read per step: the run's training time so far.
+                self.train_wall_s = prior_wall_s + (_clock() - clock_start) - self.eval_clock_s
+                out_of_time = self.budget_s is not None and self.train_wall_s >= self.budget_s
+                last_step = step == cfg.num_steps or out_of_time
+                if out_of_time and step < cfg.num_steps:
+                    stopped_by = "max_minutes"
                 save = (cfg.save_every > 0 and step % cfg.save_every == 0) or last_step
                 evaluate = self.evaluator is not None and (
                     last_step or (cfg.eval_every > 0 and step % cfg.eval_every == 0)
@@ -359,10 +394,13 @@ class _Loop:
                 if save:
                     save_training_checkpoint(
                         self.run_dir / "checkpoints" / "last", self.policy, self.specs, step,
-                        self.extra,
+                        self.extra, train_wall_s=self.train_wall_s,
                     )
+                if last_step:
+                    break
         bar.close()
-        return {**self.last, **self.last_eval, "wall_s": time.perf_counter() - started}
+        return {**self.last, **self.last_eval, "wall_s": time.perf_counter() - started,
+                "train_wall_s": self.train_wall_s, "stopped_by": stopped_by}  # fmt: skip
 
     def _log(self, step: int, log: Any, bar: Any) -> None:
         elapsed = time.perf_counter() - self.interval_start
@@ -370,6 +408,7 @@ class _Loop:
         self.last = {"step": step, **{k: float(v) / self.counts[k] for k, v in self.sums.items()}}
         self.last["lr"] = self.specs[0].optimizer.param_groups[0]["lr"]
         self.last["steps_per_s"] = steps / max(elapsed, 1e-9)
+        self.last["train_wall_s"] = self.train_wall_s
         log.write(json.dumps(self.last) + "\n")
         log.flush()
         loss = self.last.get("loss", next(iter(self.last.values())))
@@ -377,8 +416,9 @@ class _Loop:
         self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
 
     def _evaluate(self, step: int, log: Any) -> None:
-        started = time.perf_counter()
+        started, clock_started = time.perf_counter(), _clock()
         scalars = self.evaluator(step, self.policy)
+        self.eval_clock_s += _clock() - clock_started
         self.policy.train()  # evaluation may have switched modes; training continues
         # None is a metric the evaluation could not estimate (an entropy without successes).
         self.last_eval = {f"eval/{k}": None if v is None else float(v) for k, v in scalars.items()}

@@ -120,8 +120,12 @@ def save_training_checkpoint(
     specs: list[OptimizerSpec],
     step: int,
     extra: dict[str, Any] | None = None,
+    train_wall_s: float = 0.0,
 ) -> None:
     """Write a loadable checkpoint plus the optimiser, schedule and RNG state to resume.
+
+    ``train_wall_s`` (the run's training time so far) goes into ``training_state.json``, so
+    a wall-clock budget carries over a resume (``saved_train_wall_s``).
 
     Files are written into a staging directory that then replaces ``directory``, so a crash
     never leaves weights from one step next to optimiser state from another. The learner's
@@ -138,7 +142,8 @@ def save_training_checkpoint(
         staging / TRAINING_STATE_TENSORS,
         lambda tmp: save_file({**optim_tensors, **rng_tensors}, str(tmp)),
     )
-    document = {"step": step, "optimizers": optim_meta, "rng": rng_meta}
+    document = {"step": step, "train_wall_s": float(train_wall_s), "optimizers": optim_meta,
+                "rng": rng_meta}  # fmt: skip
     # allow_nan=False: a scheduler state JSON cannot hold must fail here, not on resume.
     atomic_write_json(staging / TRAINING_STATE_JSON, document, allow_nan=False)
     shutil.rmtree(previous, ignore_errors=True)
@@ -175,6 +180,12 @@ def load_training_state(directory: Path, policy: Policy, specs: list[OptimizerSp
             spec.scheduler.load_state_dict(state["scheduler"])
     _set_rng_state(tensors, meta["rng"])
     return int(meta["step"])
+
+
+def saved_train_wall_s(directory: Path) -> float:
+    """The training time a checkpoint recorded (0.0 for checkpoints written before it was)."""
+    meta = json.loads((directory / TRAINING_STATE_JSON).read_text())
+    return float(meta.get("train_wall_s", 0.0))
 
 
 def find_resume_dir(checkpoints: Path) -> Path | None:
