@@ -151,7 +151,7 @@ def test_context_tables_match_the_documentation() -> None:
     assert sort_contexts(4) == tuple(((1, 2, 3, 4), p) for p in Sort4Env.behaviours)
     assert sort_contexts(6) == tuple(((0, 1, 2, 3, 4, 5), p) for p in Sort6Env.behaviours)
     assert [c.num_contexts for c in (Sort2Env, Sort4Env, Sort6Env)] == [4, 6, 20]
-    np.testing.assert_allclose(SLOT_X, 0.33 + 0.078 * np.arange(6), atol=1e-9)
+    np.testing.assert_allclose(SLOT_X, 0.35 + 0.078 * np.arange(6), atol=1e-9)
     assert SLOT_Y == (0.07, -0.07, 0.07, -0.07, 0.07, -0.07)
 
 

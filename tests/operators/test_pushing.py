@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from polymimic.operators.pushing import (
+    FACE_HYSTERESIS,
     GIVE_UP_STEPS,
     UNREACHABLE,
     BlockPush,
@@ -62,18 +64,39 @@ def test_start_inside_a_disc_first_leaves_it_radially() -> None:
 def test_steering_overshoots_the_face_normal_error() -> None:
     desired = np.array([0.0, 1.0])
     # Aligned cube: push straight along the desired direction.
-    np.testing.assert_allclose(steer_direction(desired, 0.0, 1.0, gain=1.5), desired, atol=1e-12)
+    np.testing.assert_allclose(steer_direction(desired, 0.0, 1.0, gain=1.5)[0], desired, atol=1e-12)
     # Cube yawed +10 degrees: its face normal points 10 degrees left of +y (towards -x), so
     # the push must lean right of the desired direction (towards +x) to turn it back.
     yaw = math.radians(10)
-    direction = steer_direction(desired, math.sin(4 * yaw), math.cos(4 * yaw), gain=1.5)
+    direction, _ = steer_direction(desired, math.sin(4 * yaw), math.cos(4 * yaw), gain=1.5)
     assert direction[0] > 0 and math.isclose(np.linalg.norm(direction), 1.0)
     # Mirrored yaw, mirrored correction; no gain, no overshoot.
-    mirrored = steer_direction(desired, -math.sin(4 * yaw), math.cos(4 * yaw), gain=1.5)
+    mirrored, _ = steer_direction(desired, -math.sin(4 * yaw), math.cos(4 * yaw), gain=1.5)
     np.testing.assert_allclose(mirrored, direction * (-1, 1), atol=1e-12)
     np.testing.assert_allclose(
-        steer_direction(desired, math.sin(4 * yaw), math.cos(4 * yaw), gain=0.0), desired
+        steer_direction(desired, math.sin(4 * yaw), math.cos(4 * yaw), gain=0.0)[0], desired
     )
+
+
+def test_a_cube_turned_past_45_degrees_is_still_pushed_on_the_same_face() -> None:
+    desired = np.array([1.0, 0.0])
+
+    def quarter(yaw_degrees: float) -> tuple[float, float]:
+        yaw = math.radians(yaw_degrees)
+        return math.sin(4 * yaw), math.cos(4 * yaw)
+
+    _, face = steer_direction(desired, *quarter(40.0), gain=0.5)
+    assert math.degrees(face) == pytest.approx(40.0)
+    # Turned on to 50 degrees: the -40 degree face is nearer the heading now, but switching
+    # would put the rod on the corner; the face pushed so far is kept ...
+    _, kept = steer_direction(desired, *quarter(50.0), gain=0.5, face=face)
+    assert math.degrees(kept) == pytest.approx(50.0)
+    _, fresh = steer_direction(desired, *quarter(50.0), gain=0.5)
+    assert math.degrees(fresh) == pytest.approx(-40.0)
+    # ... until the other face is nearer by more than the hysteresis.
+    _, switched = steer_direction(desired, *quarter(70.0), gain=0.5, face=kept)
+    assert math.degrees(switched) == pytest.approx(-20.0)
+    assert math.degrees(FACE_HYSTERESIS) < 70.0 - 20.0
 
 
 def test_block_push_lines_up_then_pushes_and_notices_a_lost_block() -> None:

@@ -20,17 +20,18 @@ BLOCK_MASS = 0.2  # kg
 BLOCK_RGBA = {"R": "0.85 0.15 0.15 1", "B": "0.15 0.3 0.85 1"}
 # Start slots: six positions in two staggered columns (y = +-7 cm), 7.8 cm apart in x, so
 # a block pushed sideways along its own row passes between the other column's blocks.
-# Slots 0 and 5 keep 3-4 cm from the workspace's x edges, so the rod can steer a block
-# that drifts off its row back from either side.
-SLOT_X = tuple(round(0.33 + 0.078 * k, 3) for k in range(6))
+# Slots 0 and 5 keep 5-6 cm from the workspace's x edges, so the rod can get to the outer
+# side of a block that drifts off its row and steer it back (v1; v0: 0.33 + 0.078 k with
+# the edge at 0.76, where a drifting end block was lost beyond the rod's reach).
+SLOT_X = tuple(round(0.35 + 0.078 * k, 3) for k in range(6))
 SLOT_Y = tuple(0.07 if k % 2 == 0 else -0.07 for k in range(6))
 # The slots each variant uses: windows of consecutive slots (Sort2 has two windows).
 SLOT_WINDOWS = {2: ((1, 2), (3, 4)), 4: ((1, 2, 3, 4),), 6: ((0, 1, 2, 3, 4, 5),)}
 # Zones: the red zone is the strip y in [0.18, 0.42] (the robot's left), the blue zone its
-# mirror y in [-0.42, -0.18]; both span x in [0.24, 0.82], every row and 4 cm beyond the
+# mirror y in [-0.42, -0.18]; both span x in [0.24, 0.84], every row and 4-6 cm beyond the
 # rod's reach at either end (v1; v0: [0.28, 0.78]): a block that a person's push lets
 # drift along x still counts once it is on its colour's side.
-ZONE_X = (0.24, 0.82)  # m
+ZONE_X = (0.24, 0.84)  # m
 # The outer bound is beyond the rod's reach (|y| <= 0.33): a block pushed a little past the
 # strip's painted edge is still on its colour's side (v1; v0: 0.34).
 ZONE_Y = (0.18, 0.42)  # m, |y| range; the sign is the colour's side
@@ -40,8 +41,12 @@ BLOCK_JITTER = 0.01  # m, uniform per axis around the slot
 YAW_JITTER = 0.15  # rad, uniform around 0
 TIP_HEIGHT = 0.02  # m, rod axis end above the table (capsule bottom 1 cm above it)
 MAX_STEP = 0.015  # m of target motion per control step at |action| = 1
+# The desired tip is clipped to this box. The arm reaches all of it except the far corners:
+# at x = 0.80 it reaches |y| <= 0.2 (measured: 0.785 at |y| = 0.2, 0.76 at |y| = 0.3), which
+# no push needs (blocks are delivered 22.5 cm from the centre line). x < 0.30 is out of
+# reach near y = 0 (the arm's base).
 WORKSPACE_LOW = np.array([0.30, -0.33])
-WORKSPACE_HIGH = np.array([0.76, 0.33])
+WORKSPACE_HIGH = np.array([0.80, 0.33])
 _LOW, _HIGH = tuple(WORKSPACE_LOW.tolist()), tuple(WORKSPACE_HIGH.tolist())
 HOME_TIP = np.array([0.30, 0.0, TIP_HEIGHT])
 
@@ -85,11 +90,11 @@ class SortEnv(ArmTaskEnv):
     **Scene.** The arm and the vertical rod of ``PushEnv`` (capsule radius 1 cm, tip held
     2 cm above the table, slippery friction 0.05 with geom priority). Blocks are 4 cm cubes
     (0.2 kg, friction 0.5). Six start slots lie in two staggered columns: slot ``k`` is at
-    ``x = 0.33 + 0.078 k``, ``y = +0.07`` for even and ``-0.07`` for odd ``k`` (``SLOT_X``,
+    ``x = 0.35 + 0.078 k``, ``y = +0.07`` for even and ``-0.07`` for odd ``k`` (``SLOT_X``,
     ``SLOT_Y``); no two slots share a row, so a block pushed straight sideways passes
     between the other column's blocks. The **red zone** is the strip ``y in [0.18, 0.42]``
     (the robot's left), the **blue zone** its mirror ``y in [-0.42, -0.18]``; both span
-    ``x in [0.24, 0.82]``, beyond the rod's reach at every end (v1: a block a person's
+    ``x in [0.24, 0.84]``, beyond the rod's reach at either end (v1: a block a person's
     push lets drift still counts once it is on its colour's side; v0's strips were
     ``[0.18, 0.34] x [0.28, 0.78]``). The rod starts at (0.30, 0). D3IL instead puts both boxes
     (about 20 x 19 cm) on the robot's left, red near and blue far, with the blocks in a
@@ -113,7 +118,9 @@ class SortEnv(ArmTaskEnv):
 
     **Actions** ``Box(-1, 1, (2,))``: the change of the desired tip x, y, scaled by 1.5 cm
     per step (D3IL: "delta desired xy"); the desired position is clipped to x in
-    [0.30, 0.76], y in [-0.33, 0.33].
+    [0.30, 0.80], y in [-0.33, 0.33] (v0: x up to 0.76). The arm falls short of the box's
+    far corners (x > 0.77 with |y| > 0.25, where no push goes); there the measured tip
+    stops short of the desired one.
 
     **Observations** (``Dict``, float32; ``k = num_blocks / 2``):
 

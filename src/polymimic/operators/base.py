@@ -100,11 +100,11 @@ TIERS: dict[str, Skill] = {
     )),
     "okay": Skill("okay", MotorSkill(
         reaction_time=0.25, fitts_b=0.16, speed=0.8, endpoint_noise=0.07,
-        velocity_noise=0.06, pause_chance=0.4,
+        velocity_noise=0.06, pause_chance=0.4, prediction=0.25,
     )),
     "worse": Skill("worse", MotorSkill(
         reaction_time=0.3, fitts_b=0.22, speed=0.65, endpoint_noise=0.12,
-        velocity_noise=0.10, pause_chance=0.7, pause_time=0.8,
+        velocity_noise=0.10, pause_chance=0.7, pause_time=0.8, prediction=0.0,
     )),
 }  # fmt: skip
 

@@ -109,6 +109,10 @@ class MotorSkill:
         tracking_time: time constant (s) of the continuous guidance in contact (``track``):
             the hand closes the error to its aim at ``error / tracking_time``.
         smoothing_time: time constant (s) of the filter on the tracking velocity.
+        prediction: fraction of the reaction time over which the script extrapolates an
+            object it sees moving (an internal forward model offsetting the delay: Nijhawan
+            1994; Wolpert & Flanagan 2001; it improves with practice, so it falls with
+            skill). 0 steers from where things were seen.
     """
 
     reaction_time: float = 0.2
@@ -128,6 +132,7 @@ class MotorSkill:
     operator_curvature: float = 0.05
     tracking_time: float = 0.3
     smoothing_time: float = 0.1
+    prediction: float = 0.5
 
     def delay_steps(self, dt: float) -> int:
         """The reaction time in whole control steps."""

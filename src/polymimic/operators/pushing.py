@@ -34,6 +34,7 @@ PUSH_LEAD = 0.06  # m: while pushing, the hand aims this far past the contact po
 PRE_PUSH_TOLERANCE = 0.006
 PUSH_TOLERANCE = 0.015
 FREE_TOLERANCE = 0.02
+FACE_HYSTERESIS = math.radians(20.0)  # see steer_direction
 ROUTE_SAMPLES = 8  # route nodes per block: an octagon around its keep-out disc
 ROUTE_NODE_SCALE = 1.25  # octagon radius / disc radius (its edges then clear the disc)
 
@@ -105,20 +106,37 @@ class ReachWatch:
         return self.steps >= GIVE_UP_STEPS
 
 
-def steer_direction(desired: np.ndarray, sin4: float, cos4: float, gain: float) -> np.ndarray:
-    """The push direction that turns a cube's travel towards ``desired``.
+def steer_direction(
+    desired: np.ndarray, sin4: float, cos4: float, gain: float, face: float | None = None
+) -> tuple[np.ndarray, float]:
+    """The push direction that turns a cube's travel towards ``desired``, and the face.
 
     A slippery rod pushes a cube along the normal of the face it touches, and pushing
     through the centre at an angle to that normal turns the cube (and its travel) towards
     the push direction. So the push overshoots ``desired`` by ``gain`` times the touched
     face normal's error: without it a yawed cube keeps travelling off to one side.
     ``sin4``, ``cos4`` are the cube's observed sin 4θ, cos 4θ (yaw θ modulo 90°).
+
+    The face is the one whose normal is nearest ``desired``, except that the face pushed
+    so far (``face``: its normal's angle, as returned last time) is kept until another is
+    nearer by ``FACE_HYSTERESIS``: a cube turned near 45° would otherwise be pushed on
+    alternate faces, that is on its corner, and sent off sideways.
     """
     desired = unit(desired)
     quarter = math.atan2(sin4, cos4) / 4.0
     heading = math.atan2(desired[1], desired[0])
     normal = quarter + 0.5 * math.pi * round((heading - quarter) / (0.5 * math.pi))
-    return unit(desired + gain * (desired - np.array([math.cos(normal), math.sin(normal)])))
+    if face is not None:
+        kept = quarter + 0.5 * math.pi * round((face - quarter) / (0.5 * math.pi))
+        if abs(_wrap(heading - kept)) < abs(_wrap(heading - normal)) + FACE_HYSTERESIS:
+            normal = kept
+    direction = unit(desired + gain * (desired - np.array([math.cos(normal), math.sin(normal)])))
+    return direction, normal
+
+
+def _wrap(angle: float) -> float:
+    """``angle`` wrapped into [-pi, pi)."""
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def _blocked(

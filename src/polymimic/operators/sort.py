@@ -8,11 +8,22 @@ straight sideways along its row into its zone. The start slots never share a row
 straight push meets no other block, whatever the order. Styles change the block choice,
 speed, clearance and pauses; the hand (``polymimic.operators.motor``) moves between the
 script's aim points the way a person's would.
+
+Pushing a cube with a slippery rod is steered through its yaw (an off-centre contact turns
+it), and the operator sees the cube a reaction time late. Three things keep the push on its
+row, as they would for a person: the block's drift and turning are extrapolated over part
+of the delay (``MotorSkill.prediction``, falling with skill), the row runs through the
+middle of the gap the block must pass (not along its jittered start x), and a cube turned
+near 45° keeps being pushed on the same face (``steer_direction``'s hysteresis). With the
+slots moved 2 cm from the near edge of the rod's reach (``envs.sort.SLOT_X``), Sort6's
+better tier (expert style, uniform order) succeeds in 94 of 100 episodes (seeds
+1000-1099); without these it succeeded in 29 of 40 (seeds 1000-1039).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -30,6 +41,7 @@ from polymimic.operators.base import TIERS, Operator, Strategy
 from polymimic.operators.motor import Hand
 from polymimic.operators.pushing import (
     FREE_TOLERANCE,
+    PRE_PUSH_GAP,
     PRE_PUSH_TOLERANCE,
     PUSH_LEAD,
     BlockPush,
@@ -42,7 +54,7 @@ from polymimic.operators.pushing import (
 # The push follows the block's start row sideways: its direction is the zone's side plus
 # ROW_GAIN x (row x - block x), so a block drifting off its row is steered back long
 # before it could reach the next row or the workspace's far edge. It stops once the
-# centre is 4.5 cm inside the zone strip (|y| in [0.18, 0.34]).
+# centre is 4.5 cm inside the zone strip (|y| >= DONE_DEPTH).
 ROW_GAIN = 8.0  # 1/m: 1 cm off the row turns the wanted travel by 4.6 degrees
 ROW_STEER_MAX = 1.5  # largest x-component of the wanted travel (per unit sideways): 14 deg
 # Rows are followed at x within this range (m): 6 cm inside the rod's reachable x range.
@@ -53,6 +65,8 @@ DONE_DEPTH = 0.225  # m
 CONTACT_DISTANCE = BLOCK_HALF * np.sqrt(2) + ROD_RADIUS
 TARGET_KEEP_OUT = CONTACT_DISTANCE + 0.022  # the block about to be pushed: skirt it (blended corners cut in)
 BACK_OFF = 0.03  # m the rod backs away from a delivered block before moving on
+MAX_BLOCK_STEP = 0.02  # m per step: a larger jump is a knock, not a push
+GAP_SEARCH = 0.12  # m: blocks this close in x to the pushed one's path bound its gap
 PICKS = ("nearest", "near_first", "far_first")
 
 
@@ -116,6 +130,9 @@ class SortScript:
         self.row_x = 0.0  # x of that block's row, fixed when it is chosen
         self.push = BlockPush(BLOCK_HALF, ROD_RADIUS, WORKSPACE_LOW, WORKSPACE_HIGH)
         self.touched = False
+        self._seen: np.ndarray | None = None  # pushed block as last seen: x, y, 4 yaw
+        self._rate = np.zeros(3)  # its smoothed rate of change per step
+        self._face: float | None = None  # normal angle of the face it is pushed on
         self.reach = ReachWatch(WORKSPACE_LOW, WORKSPACE_HIGH)
         self.abandoned = False  # a block pushed out of the rod's reach: the demo is given up
         jitter = lambda: 1.0 + self.style.variation * rng.uniform(-1.0, 1.0)  # noqa: E731
@@ -143,7 +160,7 @@ class SortScript:
         # Delivered: deep enough in its zone, or in it and pushed beyond the rod's reach.
         in_zone = side * block[1] >= ZONE_Y[0] and self.reach.steps > 0
         if side * block[1] >= DONE_DEPTH or in_zone:  # back off, then the next colour
-            self.stage, self.current = self.stage + 1, -1
+            self.stage, self.current, self._seen, self._face = self.stage + 1, -1, None, None
             self.push = BlockPush(BLOCK_HALF, ROD_RADIUS, WORKSPACE_LOW, WORKSPACE_HIGH)
             self.reach = ReachWatch(WORKSPACE_LOW, WORKSPACE_HIGH)
             if self.style.pause > 0:
@@ -152,9 +169,9 @@ class SortScript:
             return self.hand.move(back, self.style.speed, FREE_TOLERANCE)
         # Steering back to the row is bounded: a hand that reacts late overshoots a steep
         # correction and sends the block across the row towards the workspace edge.
-        back = float(np.clip(ROW_GAIN * (self.row_x - block[0]), -ROW_STEER_MAX, ROW_STEER_MAX))
-        travel = np.array([back, side])
-        direction = steer_direction(travel, *poses[self.current, 2:], gain=STEER_GAIN)
+        pose = self._predicted(poses[self.current])
+        block = pose[:2]
+        direction = self._push_direction(pose, side)
         lead = min(PUSH_LEAD, max(DONE_DEPTH + 0.01 - side * block[1], 0.0))
         aim, pushing = self.push.aim(tip, block, block + direction, lead, not self.hand.moving)
         if not pushing and self.reach.unreachable(self.push.wanted):
@@ -169,6 +186,48 @@ class SortScript:
             else via_tolerance(waypoint, self.hand.believed_end())
         )
         return self.hand.move(waypoint, self.style.speed, tolerance)
+
+    def _predicted(self, pose: np.ndarray) -> np.ndarray:
+        """The pushed block's pose now, from its pose seen a reaction time ago.
+
+        People offset their sensory delay by extrapolating a moving object's motion
+        (Nijhawan 1994; Wolpert & Flanagan 2001). The block's sideways drift and turning
+        rate, estimated from the delayed views, carry its x and yaw forward over the
+        skill's ``prediction`` share of the reaction time: a cube pushed at a point turns
+        fast, and a hand steering from where it *was* overshoots and sends it off its row
+        (better tier, Sort2, 30 episodes: x drift per block median 4.3 cm without, 1.7 cm
+        with half the reaction time).
+        """
+        angle = math.atan2(pose[2], pose[3])  # 4 yaw
+        if self._seen is not None and np.linalg.norm(pose[:2] - self._seen[:2]) < MAX_BLOCK_STEP:
+            rate = np.array([*(pose[:2] - self._seen[:2]),
+                             (angle - self._seen[2] + math.pi) % (2 * math.pi) - math.pi])
+            self._rate = 0.5 * self._rate + 0.5 * rate
+        else:
+            self._rate = np.zeros(3)
+        self._seen = np.array([pose[0], pose[1], angle])
+        ahead = self._rate * self.hand.reveal_delay * self.hand.skill.prediction
+        turned = angle + ahead[2]
+        return np.array([pose[0] + ahead[0], pose[1], math.sin(turned), math.cos(turned)])
+
+    def _push_direction(self, pose: np.ndarray, side: float) -> np.ndarray:
+        """Sideways into the zone, steered back towards the row where the rod can do it.
+
+        The steer needs the rod on the far side of the block's drift: a block that drifted
+        to the edge of the rod's reach is pushed straight sideways instead (a person pushes
+        it the way they can rather than not at all).
+        """
+        block = pose[:2]
+        back = float(np.clip(ROW_GAIN * (self.row_x - block[0]), -ROW_STEER_MAX, ROW_STEER_MAX))
+        for steer in (back, 0.0):
+            direction, face = steer_direction(
+                np.array([steer, side]), *pose[2:], gain=STEER_GAIN, face=self._face
+            )
+            behind = block[0] - (self.push.offset + PRE_PUSH_GAP) * direction[0]
+            if WORKSPACE_LOW[0] <= behind <= WORKSPACE_HIGH[0]:
+                break
+        self._face = face
+        return direction
 
     def _choose(self, tip: np.ndarray, blocks: np.ndarray, colours: str) -> None:
         """Lock the block of the next colour in the order that the style picks."""
@@ -191,7 +250,26 @@ class SortScript:
         # Straight sideways along the block's own row: that row holds no other start slot.
         # A block next to the workspace's x edges is steered a little inward: a hand
         # that reacts late lets it drift, and past the edge the rod cannot get behind it.
-        self.row_x = float(np.clip(blocks[self.current, 0], *ROW_X_RANGE))
+        self.row_x = float(np.clip(self._gap_centre(blocks, side), *ROW_X_RANGE))
+
+    def _gap_centre(self, blocks: np.ndarray, side: float) -> float:
+        """x of the middle of the gap the chosen block must pass through on its way.
+
+        The blocks between it and its zone that are nearest on either side in x bound the
+        gap; a person steers through its middle, not along the block's own start x (the
+        start jitter leaves as little as 1.5 cm on one side).
+        """
+        x, y = blocks[self.current]
+        ahead = [
+            b for i, b in enumerate(blocks)
+            if i != self.current and side * y < side * b[1] < ZONE_Y[0]
+            and abs(b[0] - x) < GAP_SEARCH
+        ]  # fmt: skip
+        lower = [b[0] for b in ahead if b[0] <= x]
+        upper = [b[0] for b in ahead if b[0] > x]
+        if lower and upper:
+            return 0.5 * (max(lower) + min(upper))
+        return float(x)
 
     def _route(self, tip: np.ndarray, goal: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         radii = np.full(len(blocks), max(self.clearance, TARGET_KEEP_OUT))
