@@ -57,7 +57,7 @@ def _lift_shapes(episode: Episode) -> list[float]:
     """Per carry (gripper closed): the share of the carry's peak height reached by the time
     the tip is 4 cm (horizontally) from where the fingers closed."""
     tip = episode.obs["tip_pos"]
-    closed = episode.obs["gripper"][:, 1] > 0.5
+    closed = episode.actions[:, 3] > 0  # the gripper command: > 0 closes
     shares = []
     for start in np.flatnonzero(closed[1:] & ~closed[:-1]) + 1:
         end = start

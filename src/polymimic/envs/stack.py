@@ -105,7 +105,7 @@ class StackEnv(ArmTaskEnv):
     |---|---|---|
     | ``tip_pos`` | 3 | measured grasp centre x, y, z (m) |
     | ``tip_target`` | 3 | the controller's desired grasp centre (m) |
-    | ``gripper`` | 2 | opening between the pads (m), command (1 closed, 0 open) |
+    | ``gripper`` | 1 | measured opening between the pads (m) |
     | ``red_block`` | 5 | centre x, y, z (m), sin 4θ, cos 4θ (yaw θ modulo 90°) |
     | ``green_block`` | 5 | as ``red_block`` |
     | ``blue_block`` | 5 | as ``red_block`` |
@@ -170,7 +170,7 @@ class StackEnv(ArmTaskEnv):
 
     def _observation_space(self) -> gym.spaces.Dict:
         return vector_spaces(
-            {"tip_pos": 3, "tip_target": 3, "gripper": 2, **{f"{b}_block": 5 for b in BLOCKS}}
+            {"tip_pos": 3, "tip_target": 3, "gripper": 1, **{f"{b}_block": 5 for b in BLOCKS}}
         )
 
     def _action_space(self) -> gym.spaces.Box:
@@ -270,16 +270,17 @@ class StackEnv(ArmTaskEnv):
         # of tiny numpy calls per key would cost more than the numbers themselves.
         data = self.data
         values = self.measured_tip.tolist() + self.target_pos.tolist()
-        closed = 1.0 if data.ctrl[7] < 0.5 * GRIPPER_OPEN else 0.0
-        values += (self.gripper_opening(), closed)
+        # The fingers' measured opening only, not the last gripper command: a learner would
+        # read the previous action off the command.
+        values.append(self.gripper_opening())
         for x, y, z, w, _, _, qz in data.qpos[self._block_qpos].tolist():
             # Yaw of a (nearly) upright cube; 4θ folds the cube's 90° symmetry away.
             angle = 8.0 * math.atan2(qz, w)
             values += (x, y, z, math.sin(angle), math.cos(angle))
         flat = np.array(values, dtype=np.float32)
-        obs = {"tip_pos": flat[0:3], "tip_target": flat[3:6], "gripper": flat[6:8]}
+        obs = {"tip_pos": flat[0:3], "tip_target": flat[3:6], "gripper": flat[6:7]}
         for i, block in enumerate(BLOCKS):
-            obs[f"{block}_block"] = flat[8 + 5 * i : 13 + 5 * i]
+            obs[f"{block}_block"] = flat[7 + 5 * i : 12 + 5 * i]
         return obs
 
     # ----------------------------------------------------------------- replay
