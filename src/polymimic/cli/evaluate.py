@@ -1,4 +1,10 @@
-"""``polymimic eval``: evaluate a checkpoint headless; write eval_info.json and a video."""
+"""``polymimic eval``: evaluate a checkpoint headless; write eval_info.json and a video.
+
+``polymimic eval --open-loop DATASET`` evaluates the open-loop baseline instead of a
+checkpoint: each episode replays, without feedback, the actions of the dataset's successful
+demo whose first observation is nearest (``polymimic.eval.open_loop``), through the same
+protocol and rollout loop.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from polymimic.datasets.reader import demo_attrs, demo_names, open_dataset
 from polymimic.envs.allowlist import check_env_args, check_env_request
 from polymimic.errors import OutputPathError
 from polymimic.eval.metrics import dataset_behaviour_distribution
+from polymimic.eval.open_loop import OpenLoopPolicy, check_task, nearest_demo_section
 from polymimic.eval.protocol import PROTOCOL_NAMES, protocol
 from polymimic.eval.rollout import evaluate_protocol, write_eval_info
 from polymimic.io import prepare_output_dir
@@ -23,8 +30,17 @@ from polymimic.policies.checkpoint import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="polymimic eval", description=__doc__)
-    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
+    parser = Parser(prog="polymimic eval", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", type=Path, help="checkpoint directory")
+    what.add_argument(
+        "--open-loop", type=Path, default=None, metavar="DATASET",
+        help="evaluate the open-loop baseline: replay the nearest successful demo of this "
+        "dataset's actions without feedback (needs --out-dir)",
+    )
+    parser.add_argument("--filter-key", default=None,
+                        help="with --open-loop: replay only the demos of this mask (e.g. train)")
     parser.add_argument(
         "--protocol", choices=PROTOCOL_NAMES, default="full",
         help="full: the task's S x R test protocol; cpu: 8 x 4 for quick runs; selection: "
@@ -36,14 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="use only R rollouts per context ('custom')")
     parser.add_argument("--workers", type=int_in(1, 64), default=1,
                         help="parallel environments (results do not depend on it)")
-    parser.add_argument("--out-dir", type=Path, default=None, help="default: <checkpoint>/eval")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help="default: <checkpoint>/eval (required with --open-loop)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing eval_info.json in the output directory")
     parser.add_argument(
         "--video-episodes", type=int_in(0, 64), default=4, help="episodes in the mp4 grid (0: none)"
     )
     parser.add_argument(
-        "--env", default=None, help="a polymimic task id (default: the policy's own)"
+        "--env", default=None,
+        help="a polymimic task id (default: the policy's own; with --open-loop: the dataset's, "
+        "and another task is refused)"
     )
     parser.add_argument("--dataset", type=Path, default=None,
                         help="the training dataset: KL reference from its successful train demos")
@@ -106,13 +125,22 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    env_id, env_kwargs = _env_of(read_checkpoint_config(args.checkpoint), args.env)
+    check_option(args.filter_key is None or args.open_loop is not None,
+                 "--filter-key selects the demos of --open-loop; it needs --open-loop DATASET")
+    if args.open_loop is not None:
+        check_option(args.out_dir is not None, "--open-loop needs --out-dir DIR")
+        policy, env_args = OpenLoopPolicy.from_dataset(args.open_loop, args.filter_key)
+        check_task(env_args, args.env, args.open_loop)
+        env_id, env_kwargs = check_env_args(env_args)
+    else:
+        env_id, env_kwargs = _env_of(read_checkpoint_config(args.checkpoint), args.env)
     protocol_ = protocol(env_id, args.protocol, args.contexts, args.rollouts)
     check_option(
         args.video_episodes <= protocol_.num_episodes,
         f"--video-episodes {args.video_episodes} is more than the {protocol_.num_episodes} episodes",
     )
-    policy = load_checkpoint(args.checkpoint)
+    if args.open_loop is None:
+        policy = load_checkpoint(args.checkpoint)
     reference = _reference_distribution(args.dataset)  # a bad file fails before any output
     out_dir = prepare_output_dir(args.out_dir or args.checkpoint / "eval")
     if (out_dir / "eval_info.json").exists() and not args.overwrite:
@@ -124,11 +152,19 @@ def run(args: argparse.Namespace) -> int:
         env_kwargs, policy, protocol_, workers=args.workers, video_path=video,
         max_video_episodes=args.video_episodes, reference_distribution=reference,
     )
-    info["checkpoint"] = {"path": str(args.checkpoint), "sha256": checkpoint_digest(args.checkpoint)}
+    if args.open_loop is None:
+        info["checkpoint"] = {"path": str(args.checkpoint),
+                              "sha256": checkpoint_digest(args.checkpoint)}
+    else:
+        info["open_loop"] = nearest_demo_section(policy, env_id, env_kwargs, protocol_)
     if reference is not None:
         info["reference"]["source"] = str(args.dataset)
     write_eval_info(out_dir / "eval_info.json", info)
     print("\n".join(summary_lines(info)))
+    if "open_loop" in info:
+        stats = info["open_loop"]["distance_stats"]
+        print(f"nearest-demo distance min {stats['min']:.3f}, median {stats['median']:.3f}, "
+              f"max {stats['max']:.3f} over {info['open_loop']['num_demos']} demos")
     if info["video_error"]:
         print(f"video not written: {info['video_error']}", file=sys.stderr)
     print(f"wrote {out_dir / 'eval_info.json'}" + (f" and {info['video']}" if info["video"] else ""))

@@ -21,6 +21,8 @@ commands:
                                 make, inspect and convert multi-operator HDF5 datasets
   train key=value ...           train a learner (Hydra; e.g. dataset=FILE policy=bc_mlp)
   eval --checkpoint DIR ...     evaluate a checkpoint headless, write eval_info.json + mp4
+  eval --open-loop DATASET --out-dir DIR ...
+                                the open-loop baseline: replay the nearest demo's actions
   report EVAL_INFO|DIR... --out DIR
                                 compare eval_info.json files: report.md/.html, tables, plots
 
