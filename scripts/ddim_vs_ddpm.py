@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     latency["ddpm_over_ddim"] = latency["ddpm_ms_per_action"] / latency["ddim_ms_per_action"]
     document = {
-        "command": shlex.join([Path(sys.argv[0]).name if argv is None else "ddim_vs_ddpm.py",
+        "command": shlex.join(["python", "scripts/ddim_vs_ddpm.py",
                                *(sys.argv[1:] if argv is None else argv)]),  # fmt: skip
         "checkpoint": {"path": str(args.checkpoint), "sha256": checkpoint_digest(args.checkpoint),
                        "step": saved.get("step"), "policy": policy.name,
