@@ -49,16 +49,24 @@ def yaw_quat(yaw: float) -> tuple[float, float, float, float]:
 
 
 def cube_xml(
-    name: str, half: float, mass: float, rgba: str, friction: str = "0.5 0.005 0.0001"
+    name: str,
+    half: float,
+    mass: float,
+    rgba: str,
+    friction: str = "0.5 0.005 0.0001",
+    solref: str | None = None,
 ) -> str:
     """MJCF of a free cube resting on the table; body, free joint and geom are all ``name``.
 
     Placed at the world origin: the task's reset writes its pose into the joint's qpos.
+    ``solref`` (MuJoCo's contact time constant and damping ratio) stiffens the cube's
+    contacts where something presses on it; None keeps MuJoCo's default (0.02 1).
     """
+    contact = f' solref="{solref}"' if solref is not None else ""
     return (
         f'<body name="{name}" pos="0 0 {half}"><freejoint name="{name}"/>'
         f'<geom name="{name}" type="box" size="{half} {half} {half}" '
-        f'mass="{mass}" rgba="{rgba}" friction="{friction}"/></body>'
+        f'mass="{mass}" rgba="{rgba}" friction="{friction}"{contact}/></body>'
     )
 
 

@@ -29,6 +29,11 @@ BLOCK_RGBA = {"red": "0.85 0.15 0.15 1", "green": "0.15 0.7 0.2 1", "blue": "0.1
 BLOCK_HALF = {"red": 0.025, "green": 0.0225, "blue": 0.02}  # m, half edge
 BLOCK_MASS = {"red": 0.3, "green": 0.2, "blue": 0.1}  # kg
 BLOCK_FRICTION = "0.8 0.005 0.0001"  # cube-table and cube-cube (pads use their own 1.5)
+# The cubes' contacts are 5x faster (stiffer) than MuJoCo's default 0.02 s time constant
+# (0.004 s = 2 physics steps, the fastest MuJoCo allows at 2 ms): a gripper pressing a cube
+# down pushed it up to 22.5 mm into the table with the default (67 of the named dataset's
+# 300 demos beyond 5 mm), 13.6 mm with this (31 demos; scripts/contact_depth.py).
+BLOCK_SOLREF = "0.004 1"
 TARGET_CENTRE = np.array([0.56, 0.18])
 TARGET_HALF = 0.05  # m: the bottom cube's centre must lie inside this square
 # Start slots of the cubes: two layouts, each with three slots; a context assigns the
@@ -157,7 +162,10 @@ class StackEnv(ArmTaskEnv):
             "target", tuple(TARGET_CENTRE), (TARGET_HALF, TARGET_HALF), "0.9 0.9 0.2 0.6"
         )
         cubes = "".join(
-            cube_xml(f"{b}_block", BLOCK_HALF[b], BLOCK_MASS[b], BLOCK_RGBA[b], BLOCK_FRICTION)
+            cube_xml(
+                f"{b}_block", BLOCK_HALF[b], BLOCK_MASS[b], BLOCK_RGBA[b], BLOCK_FRICTION,
+                BLOCK_SOLREF,
+            )
             for b in BLOCKS
         )
         return gripper_xml(), target + cubes
