@@ -39,6 +39,20 @@ from polymimic.io import atomic_write_json, library_versions
 from polymimic.operators import expert_operator, record_episode, task_behaviours
 
 
+def expert_request(context: int, rollout: int, rollouts: int, env_contexts: int,
+                   num_behaviours: int) -> int:
+    """The behaviour (index) the expert is asked for in a protocol episode.
+
+    ``(c mod n + (c // n) R + r) mod |B|`` with ``n`` the task's own contexts (patterns):
+    pattern k's j-th visit asks for the R behaviours after those of its earlier visits, so
+    each pattern meets as many behaviours as its episodes allow and the behaviours stay
+    balanced. ``c R + r`` alone paired each pattern with one behaviour whenever ``n R`` is
+    a multiple of ``|B|`` (Sort4: pattern k was always asked for order k).
+    """
+    n = max(env_contexts, 1)
+    return (context % n + (context // n) * rollouts + rollout) % num_behaviours
+
+
 def expert_on_contexts(protocol_dict: dict[str, Any]) -> dict[str, Any]:
     """The expert's episodes on a protocol's contexts, aggregated like an evaluation."""
     fields = {k: protocol_dict[k] for k in
@@ -54,7 +68,8 @@ def expert_on_contexts(protocol_dict: dict[str, Any]) -> dict[str, Any]:
     records, started = [], time.perf_counter()
     for c, state in enumerate(states):
         for r in range(protocol_.rollouts_per_context):
-            label = behaviours[(c * protocol_.rollouts_per_context + r) % len(behaviours)]
+            label = behaviours[expert_request(c, r, protocol_.rollouts_per_context,
+                                              num_env_contexts, len(behaviours))]
             operator = expert_operator(env_id, behaviours=(label,))
             episode = record_episode(env, operator, start + c, {"context": c % num_env_contexts})
             if not np.array_equal(episode.states[0], state):
