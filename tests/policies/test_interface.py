@@ -15,7 +15,8 @@ from torch import nn
 
 from demo_files import write_demo_file
 from polymimic.datasets.windows import BatchSpec, WindowDataset
-from polymimic.policies.base import Policy, PolicyConfig, register_policy
+from polymimic.policies import registered_policies
+from polymimic.policies.base import Policy, PolicyConfig, policy_class, register_policy
 from polymimic.policies.checkpoint import load_checkpoint, save_checkpoint
 from polymimic.policies.normalize import Normalizer
 from polymimic.policies.optim import OptimizerSpec, adamw_with_schedule
@@ -262,3 +263,12 @@ def test_per_environment_generators_make_draws_independent_of_the_batch() -> Non
     with pytest.raises(ValueError, match="2 generators for 3 environments"):
         policy.reset()
         policy.predict_action(obs, [torch.Generator(), torch.Generator()])
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in registered_policies() if not n.startswith("test_")]
+)
+def test_every_learner_refuses_a_config_without_dataset_dims(name: str) -> None:
+    cls = policy_class(name)
+    with pytest.raises(ValueError, match="obs_dim and action_dim"):
+        cls(cls.config_class(obs_dim=0, action_dim=2))

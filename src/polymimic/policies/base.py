@@ -77,6 +77,18 @@ class Policy(nn.Module):
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(self, config: PolicyConfig) -> None:
+        """Check the shared fields and set up normalisers and per-environment memory.
+
+        Raises:
+            ValueError: obs_dim or action_dim not set yet (they come from the dataset), or
+                more executed actions than a prediction holds.
+        """
+        if config.obs_dim <= 0 or config.action_dim <= 0:
+            raise ValueError(
+                f"{type(config).__name__} needs obs_dim and action_dim > 0 (got "
+                f"{config.obs_dim}, {config.action_dim}); fill them from the dataset before "
+                "building the policy"
+            )
         super().__init__()
         if config.n_action_steps > config.action_horizon:
             raise ValueError(

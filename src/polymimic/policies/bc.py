@@ -97,12 +97,6 @@ class BCPolicy(Policy):
 
     def __init__(self, config: BCConfig) -> None:
         """Build the network; obs_dim and action_dim must already be set in ``config``."""
-        if config.obs_dim <= 0 or config.action_dim <= 0:
-            raise ValueError(
-                f"{type(config).__name__} needs obs_dim and action_dim > 0 (got "
-                f"{config.obs_dim}, {config.action_dim}); fill them from the dataset before "
-                "building the policy"
-            )
         if config.n_action_steps != 1:
             raise ValueError(f"{self.name} predicts one action per step: n_action_steps must be 1")
         super().__init__(config)

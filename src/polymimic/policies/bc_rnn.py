@@ -104,11 +104,6 @@ class BCRNNPolicy(Policy):
 
     def __init__(self, config: BCRNNConfig) -> None:
         """Build the network; obs_dim and action_dim must already be set in ``config``."""
-        if config.obs_dim <= 0 or config.action_dim <= 0:
-            raise ValueError(
-                f"BCRNNConfig needs obs_dim and action_dim > 0 (got {config.obs_dim}, "
-                f"{config.action_dim}); fill them from the dataset before building the policy"
-            )
         if config.action_horizon != 1 or config.n_action_steps != 1:
             raise ValueError(
                 "bc_rnn predicts one action per step (at every step of its sequence): "

@@ -157,11 +157,6 @@ class BCTransformerPolicy(Policy):
 
     def __init__(self, config: BCTransformerConfig) -> None:
         """Build the network; obs_dim and action_dim must already be set in ``config``."""
-        if config.obs_dim <= 0 or config.action_dim <= 0:
-            raise ValueError(
-                f"BCTransformerConfig needs obs_dim and action_dim > 0 (got {config.obs_dim}, "
-                f"{config.action_dim}); fill them from the dataset before building the policy"
-            )
         if config.action_horizon != 1 or config.n_action_steps != 1:
             raise ValueError(
                 "bc_transformer predicts one action per step: action_horizon and "

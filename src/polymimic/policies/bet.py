@@ -171,11 +171,6 @@ class BeTPolicy(Policy):
 
     def __init__(self, config: BeTConfig) -> None:
         """Build the network; obs_dim and action_dim must already be set in ``config``."""
-        if config.obs_dim <= 0 or config.action_dim <= 0:
-            raise ValueError(
-                f"BeTConfig needs obs_dim and action_dim > 0 (got {config.obs_dim}, "
-                f"{config.action_dim}); fill them from the dataset before building the policy"
-            )
         if config.action_horizon != 1 or config.n_action_steps != 1:
             raise ValueError("bet predicts one action per step (at every step of its window): "
                              "action_horizon and n_action_steps must be 1")  # fmt: skip
