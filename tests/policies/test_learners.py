@@ -42,9 +42,16 @@ TINY: dict[str, dict[str, Any]] = {
                               "num_inference_steps": 4},  # fmt: skip
     "bet": {"n_layer": 2, "n_head": 2, "n_embd": 16, "obs_horizon": 3, "n_bins": 4,
             "kmeans_iterations": 10},  # fmt: skip
+    # Offline RL: one transition per item; the fixture's file has a failed demo, which
+    # use_failed (default on) adds to the training items.
+    "iql": {"hidden_dims": (16, 16)},
+    "cql": {"hidden_dims": (16, 16), "n_actions": 3},
+    "td3_bc": {"hidden_dims": (16, 16)},
+    "bcq": {"hidden_dims": (16, 16), "vae_hidden_dims": (16, 16), "n_train_candidates": 3,
+            "n_eval_candidates": 5},  # fmt: skip
 }
 # Learners whose actions are drawn at random at inference (each gets a per-row generator).
-STOCHASTIC = {"diffusion", "diffusion_transformer", "bet"}
+STOCHASTIC = {"diffusion", "diffusion_transformer", "bet", "bcq"}
 # Other heads and supervision of the same learners, for the shape and round-trip tests.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: (name, {}) for name in LEARNERS},
@@ -60,9 +67,10 @@ OBS_KEYS = ("block_red", "tip_pos")
 
 @pytest.fixture(scope="module")
 def h5_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # demo_4 is only in mask/failed: imitation learners never see it, offline RL does.
     return write_demo_file(
-        tmp_path_factory.mktemp("learners") / "demos.hdf5", random_demos(),
-        {"train": ["demo_0", "demo_1", "demo_2", "demo_3"]},
+        tmp_path_factory.mktemp("learners") / "demos.hdf5", random_demos(count=5),
+        {"train": ["demo_0", "demo_1", "demo_2", "demo_3"], "failed": ["demo_4"]},
     )  # fmt: skip
 
 
@@ -91,7 +99,7 @@ def generators(seeds: range | list[int]) -> list[torch.Generator]:
 
 def test_every_registered_learner_is_covered() -> None:
     assert {"bc_mlp", "bc_gmm", "bc_rnn", "bc_transformer", "bet", "diffusion",
-            "diffusion_transformer"} <= set(LEARNERS)  # fmt: skip
+            "diffusion_transformer", "iql", "cql", "td3_bc", "bcq"} <= set(LEARNERS)  # fmt: skip
     assert set(LEARNERS) <= set(TINY), f"add a tiny config for {set(LEARNERS) - set(TINY)}"
 
 
@@ -100,11 +108,16 @@ def test_shapes_loss_and_gradients(variant: str, h5_path: Path) -> None:
     name, overrides = VARIANTS[variant]
     policy, dataset = build(name, h5_path, **overrides)
     batch = dataset.get_batch(np.arange(5))
-    loss = policy.compute_loss(batch, "main")["loss"]
-    assert loss.ndim == 0 and torch.isfinite(loss)
-    loss.backward()
-    unused = [k for k, p in policy.named_parameters() if p.grad is None or not p.grad.any()]
-    assert not unused, f"parameters without gradient: {unused}"
+    # Each optimiser's loss reaches every parameter that optimiser steps.
+    for spec in policy.configure_optimizers(10):
+        policy.zero_grad(set_to_none=True)
+        loss = policy.compute_loss(batch, spec.name)["loss"]
+        assert loss.ndim == 0 and torch.isfinite(loss), spec.name
+        loss.backward()
+        names = {id(p): k for k, p in policy.named_parameters()}
+        params = [p for group in spec.optimizer.param_groups for p in group["params"]]
+        unused = [names[id(p)] for p in params if p.grad is None or not p.grad.any()]
+        assert not unused, f"parameters of {spec.name!r} without gradient: {unused}"
     obs = dataset.obs[:5]
     window = torch.from_numpy(np.repeat(obs[:, None], policy.config.obs_horizon, axis=1))
     with torch.no_grad():
