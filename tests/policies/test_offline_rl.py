@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from test_multimodality import trained
 
 import polymimic.policies  # noqa: F401  (registers the built-in learners)
 from demo_files import random_demos, write_demo_file
@@ -22,7 +23,6 @@ from polymimic.config.values import config_from_values
 from polymimic.datasets.windows import WindowDataset
 from polymimic.policies.base import Policy, policy_class
 from polymimic.policies.offline_rl import OfflineRLPolicy, bootstrap_target
-from test_multimodality import trained
 
 OFFLINE_RL = ("iql", "cql", "td3_bc", "bcq")
 STATES = np.array([[0.0], [1.0]], dtype=np.float32)  # both states of the files below
@@ -69,8 +69,11 @@ def one_step_file(path: Path, actions: np.ndarray, rewards: np.ndarray) -> Path:
     """One demo per action, each a single terminated step, alternating states 0 and 1."""
     demos = {
         f"demo_{i}": {
-            "obs/state": np.full((1, 1), float(i // 2 % 2)), "actions": np.full((1, 1), a),
-            "rewards": np.array([r]), "terminations": np.array([True]), "dones": np.array([1]),
+            "obs/state": np.full((1, 1), float(i // 2 % 2)),
+            "actions": np.full((1, 1), a),
+            "rewards": np.array([r]),
+            "terminations": np.array([True]),
+            "dones": np.array([1]),
         }  # fmt: skip
         for i, (a, r) in enumerate(zip(actions, rewards, strict=True))
     }
@@ -89,7 +92,9 @@ def bandit_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def support_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Actions uniform in [-0.5, 0.5], reward a + 0.5: higher is better, beyond is unseen."""
     actions = np.random.default_rng(0).uniform(-0.5, 0.5, size=64)
-    return one_step_file(tmp_path_factory.mktemp("support") / "support.hdf5", actions, actions + 0.5)
+    return one_step_file(
+        tmp_path_factory.mktemp("support") / "support.hdf5", actions, actions + 0.5
+    )
 
 
 def eval_actions(policy: Policy) -> np.ndarray:
@@ -124,7 +129,9 @@ def test_without_the_constraint_the_actor_leaves_the_support(variant: str, suppo
                                                              tmp_path: Path) -> None:  # fmt: skip
     """The conservatism test has teeth: the same learner unconstrained goes past 0.6."""
     values, steps = UNCONSTRAINED[variant]
-    actions = eval_actions(trained(variant.split("_alpha")[0], values, steps, support_file, tmp_path))
+    actions = eval_actions(
+        trained(variant.split("_alpha")[0], values, steps, support_file, tmp_path)
+    )
     assert np.all(actions > 0.7), actions
 
 
@@ -153,7 +160,10 @@ def test_default_action_bound_is_the_data_range(name: str, support_file: Path) -
     policy.reset()
     actions = policy.predict_action(np.linspace(-3, 3, 50, dtype=np.float32)[:, None])
     low, high = dataset.actions.min(), dataset.actions.max()
-    assert np.all((actions >= low - 1e-5) & (actions <= high + 1e-5)), (actions.min(), actions.max())
+    assert np.all((actions >= low - 1e-5) & (actions <= high + 1e-5)), (
+        actions.min(),
+        actions.max(),
+    )
 
 
 def test_bootstrap_target_ignores_truncation_and_stops_at_termination() -> None:
@@ -194,7 +204,9 @@ def test_critic_loss_bootstraps_truncated_not_terminated(name: str) -> None:
     assert not torch.allclose(target_cut, torch.full((4,), 0.5))  # it bootstraps
     torch.testing.assert_close(target_cut, target_mid, rtol=0, atol=0)
     torch.testing.assert_close(loss_cut, loss_mid, rtol=0, atol=0)
-    torch.testing.assert_close(loss_cut, ((q1 - target_cut) ** 2).mean() + ((q2 - target_cut) ** 2).mean())
+    torch.testing.assert_close(
+        loss_cut, ((q1 - target_cut) ** 2).mean() + ((q2 - target_cut) ** 2).mean()
+    )
 
 
 @pytest.mark.parametrize("use_failed", [True, False])
@@ -203,4 +215,6 @@ def test_failed_demos_join_the_training_items_by_switch(use_failed: bool, tmp_pa
                            {"train": ["demo_0", "demo_1"], "failed": ["demo_2"]})  # fmt: skip
     policy = build("iql", use_failed=use_failed)
     dataset = WindowDataset(path, ("tip_pos",), spec=policy.batch_spec())
-    assert dataset.demo_names == (["demo_0", "demo_1", "demo_2"] if use_failed else ["demo_0", "demo_1"])
+    assert dataset.demo_names == (
+        ["demo_0", "demo_1", "demo_2"] if use_failed else ["demo_0", "demo_1"]
+    )

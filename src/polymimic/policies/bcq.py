@@ -121,7 +121,9 @@ class ConditionalVAE(nn.Module):
             normals = torch.randn(*obs.shape[:-1], self.latent_dim, device=obs.device)
         return self.decode(obs, normals.clamp(-LATENT_CLIP, LATENT_CLIP))
 
-    def loss(self, obs: torch.Tensor, actions: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
+    def loss(
+        self, obs: torch.Tensor, actions: torch.Tensor, kl_weight: float
+    ) -> dict[str, torch.Tensor]:
         """``L_VAE``: reconstruction MSE plus ``kl_weight`` times the KL to N(0, I)."""
         mean, log_std = self.encoder(torch.cat([obs, actions], dim=-1)).float().chunk(2, dim=-1)
         log_std = log_std.clamp(*LOG_STD_RANGE)
@@ -140,7 +142,9 @@ class Perturbation(nn.Module):
         self.phi, self.max_action = config.phi, config.max_action
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        xi = tanh_bound(self.net(torch.cat([obs, actions], dim=-1)).float(), self.phi * self.max_action)
+        xi = tanh_bound(
+            self.net(torch.cat([obs, actions], dim=-1)).float(), self.phi * self.max_action
+        )
         return (actions + xi).clamp(-self.max_action, self.max_action)
 
 
@@ -200,9 +204,7 @@ class BCQPolicy(OfflineRLPolicy):
         polyak_update(self.critic_target, self.critic, self.config.tau)
         polyak_update(self.actor_target, self.actor, self.config.tau)
 
-    def act(
-        self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None
-    ) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
         """The perturbed VAE sample with the highest ``Q_theta1`` among ``n_eval_candidates``;
         row i's latents come from ``generators[i]`` (a fixed seed without generators)."""
         n = self.config.n_eval_candidates

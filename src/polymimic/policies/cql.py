@@ -206,8 +206,6 @@ class CQLPolicy(OfflineRLPolicy):
         """Polyak update of the target critic after every step."""
         polyak_update(self.critic_target, self.critic, self.config.tau)
 
-    def act(
-        self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None
-    ) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
         """The tanh of the Gaussian's mean (deterministic; ``generators`` unused)."""
         return self.actor.mode(obs)

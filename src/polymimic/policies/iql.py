@@ -126,8 +126,9 @@ class IQLPolicy(OfflineRLPolicy):
         return [
             self.optimizer("value", self.value, c.value_lr, num_training_steps),
             self.optimizer("critic", self.critic, c.critic_lr, num_training_steps),
-            self.optimizer("actor", self.actor, c.actor_lr, num_training_steps,
-                           schedule=c.actor_lr_schedule),  # fmt: skip
+            self.optimizer(
+                "actor", self.actor, c.actor_lr, num_training_steps, schedule=c.actor_lr_schedule
+            ),  # fmt: skip
         ]
 
     def v(self, obs: torch.Tensor) -> torch.Tensor:
@@ -163,8 +164,6 @@ class IQLPolicy(OfflineRLPolicy):
         """Polyak update of the target critic after every step."""
         polyak_update(self.critic_target, self.critic, self.config.tau)
 
-    def act(
-        self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None
-    ) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
         """The policy's mean (deterministic; ``generators`` unused)."""
         return self.actor(obs).mean

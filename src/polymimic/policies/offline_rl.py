@@ -116,7 +116,9 @@ class TwinQ(nn.Module):
         self.q1 = mlp(obs_dim + action_dim, 1, config)
         self.q2 = mlp(obs_dim + action_dim, 1, config)
 
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(..., obs_dim)``, ``(..., action_dim)`` -> ``Q_1, Q_2`` of shape ``(...)``."""
         x = torch.cat([obs, actions], dim=-1)
         return self.q1(x)[..., 0].float(), self.q2(x)[..., 0].float()
@@ -198,9 +200,7 @@ class OfflineRLPolicy(Policy):
             num_training_steps, every=every,
         )  # fmt: skip
 
-    def act(
-        self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None
-    ) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
         """``(N, obs_dim)`` normalised observations -> ``(N, action_dim)`` normalised
         evaluation actions."""
         raise NotImplementedError

@@ -147,8 +147,6 @@ class TD3BCPolicy(OfflineRLPolicy):
             polyak_update(self.critic_target, self.critic, self.config.tau)
             polyak_update(self.actor_target, self.actor, self.config.tau)
 
-    def act(
-        self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None
-    ) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
         """The actor's action (deterministic; ``generators`` unused)."""
         return self.actor(obs)
