@@ -51,7 +51,14 @@ $(MINARI_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,minari]"
 	touch $(MINARI_STAMP)
 
-test: install $(ROBOMIMIC_STAMP) $(MINARI_STAMP)
+# The leaderboard server's dependencies (SQLAlchemy, Alembic, Starlette, uvicorn) are an
+# extra too: researchers who only train and evaluate do not need them; the tests do.
+LEADERBOARD_STAMP := $(VENV)/.leaderboard-installed
+$(LEADERBOARD_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,leaderboard]"
+	touch $(LEADERBOARD_STAMP)
+
+test: install $(ROBOMIMIC_STAMP) $(MINARI_STAMP) $(LEADERBOARD_STAMP)
 	$(PY) -m pytest -q tests
 
 lint: install

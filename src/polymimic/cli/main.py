@@ -2,7 +2,7 @@
 
 ``polymimic data ...`` makes and inspects datasets, ``polymimic train ...`` is the Hydra
 training entry point (Hydra parses everything after ``train``), ``polymimic eval ...``
-evaluates a checkpoint headless.
+evaluates a checkpoint headless, ``polymimic leaderboard ...`` runs the leaderboard.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from polymimic.cli import data, evaluate, report
+from polymimic.cli import data, evaluate, leaderboard, report
 from polymimic.cli.options import USER_ERROR_EXIT
 from polymimic.errors import UserError
 
@@ -25,6 +25,10 @@ commands:
                                 the open-loop baseline: replay the nearest demo's actions
   report EVAL_INFO|DIR... --out DIR
                                 compare eval_info.json files: report.md/.html, tables, plots
+  leaderboard build|submit|verify|list
+                                submission bundles, re-evaluated on hidden test contexts
+  submit build RUN_DIR --out BUNDLE --name NAME
+                                the same as `leaderboard build`
 
 `polymimic <command> --help` for details; `polymimic train --help` shows Hydra's help.
 """
@@ -43,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         train.main(rest)
         return 0
     parsers = {"data": data.build_parser, "eval": evaluate.build_parser,
-               "report": report.build_parser}
+               "report": report.build_parser, "leaderboard": leaderboard.build_parser,
+               "submit": leaderboard.build_submit_parser}
     if command not in parsers:
         known = ", ".join(["train", *parsers])
         print(f"polymimic: error: unknown command {command!r}; commands: {known} "

@@ -323,6 +323,26 @@ def evaluate_protocol(
     )  # fmt: skip
 
 
+def evaluate_episodes(
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None,
+    policy: EvaluablePolicy,
+    episodes: Sequence[EpisodeSpec],
+    protocol: dict[str, Any],
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Evaluate episodes whose initial states the caller chose, as :func:`evaluate_protocol`
+    evaluates its stored ones: the same rollout loop, aggregation and ``eval_info.json``.
+
+    The leaderboard uses it for test contexts drawn from its secret seed range; ``protocol``
+    is the ``protocol`` section to record (it needs ``num_contexts``; each episode's
+    ``context`` indexes ``range(num_contexts)``). The env id and kwargs pass the allowlist.
+    """
+    return _evaluate_episodes(
+        env_id, env_kwargs, policy, list(episodes), dict(protocol), workers, None, 0, None, False
+    )
+
+
 def _evaluate_episodes(
     env_id: str,
     env_kwargs: Mapping[str, Any] | None,
