@@ -43,7 +43,6 @@ from polymimic.policies.offline_rl import (
     TwinQ,
     bootstrap_target,
     mlp,
-    polyak_update,
     repeat_rows,
     target_copy,
     twin_td_loss,
@@ -201,10 +200,6 @@ class CQLPolicy(OfflineRLPolicy):
             entropy_gap = self.actor.sample(t.obs)[1] - self.config.action_dim  # log pi + H_tgt
         return {"loss": -(self.log_alpha.value * entropy_gap).mean(),
                 "alpha": self.log_alpha.value.exp().detach()}  # fmt: skip
-
-    def on_step_end(self, step: int) -> None:
-        """Polyak update of the target critic after every step."""
-        polyak_update(self.critic_target, self.critic, self.config.tau)
 
     def act(self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
         """The tanh of the Gaussian's mean (deterministic; ``generators`` unused)."""

@@ -39,7 +39,6 @@ from polymimic.policies.offline_rl import (
     TwinQ,
     bootstrap_target,
     mlp,
-    polyak_update,
     tanh_bound,
     target_copy,
     twin_td_loss,
@@ -159,10 +158,6 @@ class IQLPolicy(OfflineRLPolicy):
             weight = torch.exp(self.config.beta * advantage).clamp(max=MAX_EXP_ADV)
         log_prob = self.actor(t.obs).log_prob(t.actions).sum(-1)
         return {"loss": -(weight * log_prob).mean(), "advantage": advantage.mean()}
-
-    def on_step_end(self, step: int) -> None:
-        """Polyak update of the target critic after every step."""
-        polyak_update(self.critic_target, self.critic, self.config.tau)
 
     def act(self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
         """The policy's mean (deterministic; ``generators`` unused)."""

@@ -34,7 +34,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -158,7 +157,8 @@ class OfflineRLPolicy(Policy):
     """Base of the offline-RL learners: the transition batch, its normalisation, target
     networks, the optimiser helper and the deterministic evaluation action.
 
-    Subclasses implement ``configure_optimizers``, ``compute_loss``, ``on_step_end`` and
+    Subclasses hold ``critic`` (a :class:`TwinQ`) and ``critic_target`` (its
+    :func:`target_copy`) and implement ``configure_optimizers``, ``compute_loss`` and
     :meth:`act` (normalised observation -> normalised evaluation action).
     """
 
@@ -200,6 +200,11 @@ class OfflineRLPolicy(Policy):
             num_training_steps, every=every,
         )  # fmt: skip
 
+    def on_step_end(self, step: int) -> None:
+        """Polyak update of the target critic after every step (``self.critic_target``
+        follows ``self.critic``); learners with more targets or a cadence override it."""
+        polyak_update(self.critic_target, self.critic, self.config.tau)
+
     def act(self, obs: torch.Tensor, generators: Sequence[torch.Generator] | None) -> torch.Tensor:
         """``(N, obs_dim)`` normalised observations -> ``(N, action_dim)`` normalised
         evaluation actions."""
@@ -222,5 +227,3 @@ def tanh_bound(x: torch.Tensor, max_action: float) -> torch.Tensor:
     """``max_action * tanh(x)``: actions inside the normalised box."""
     return max_action * torch.tanh(x)
 
-
-LOG_2PI = math.log(2.0 * math.pi)
