@@ -72,14 +72,15 @@ class BCQConfig(OfflineRLConfig):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "reference": {
-        # BCQ paper, appendix D / reference code: actor and critics 400-300, VAE 750-750
+        # BCQ paper (implementation details) / reference code: actor and critics 400-300,
+        # VAE 750-750
         "hidden_dims": (400, 300),
         "vae_hidden_dims": (750, 750),
         # reference code: Adam lr 1e-3 for actor, critic and VAE
         "actor_lr": 1e-3,
         "critic_lr": 1e-3,
         "vae_lr": 1e-3,
-        # appendix D: discount 0.99, tau 0.005, lambda 0.75, Phi 0.05, n = 10 (train);
+        # same: discount 0.99, tau 0.005, lambda 0.75, Phi 0.05, n = 10 (train);
         # reference code: 100 candidates in select_action; KL weight 0.5 in the VAE loss
         "discount": 0.99,
         "tau": 0.005,

@@ -67,7 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "reference": {
         # CORL cql.py: q_n_hidden_layers = 3 of 256 units (the actor too)
         "hidden_dims": (256, 256, 256),
-        # CORL cql.py: qf_lr 3e-4, policy_lr 3e-5 (CQL paper appendix F: 3e-4 and 1e-4 / 3e-5)
+        # CORL cql.py: qf_lr 3e-4, policy_lr 3e-5
         "critic_lr": 3e-4,
         "actor_lr": 3e-5,
         # CORL cql.py: cql_alpha 10, cql_n_actions 10, cql_temp 1, discount 0.99,

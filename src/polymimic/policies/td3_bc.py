@@ -59,11 +59,11 @@ class TD3BCConfig(OfflineRLConfig):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "reference": {
-        # TD3+BC paper, Table 3 (same as TD3): 2 hidden layers of 256, Adam lr 3e-4 for both
+        # TD3+BC paper, hyperparameter table (TD3's): 2 hidden layers of 256, Adam lr 3e-4
         "hidden_dims": (256, 256),
         "critic_lr": 3e-4,
         "actor_lr": 3e-4,
-        # Table 3: discount 0.99, target update rate 5e-3, policy noise 0.2, noise clip 0.5,
+        # same table: discount 0.99, target update rate 5e-3, policy noise 0.2, noise clip 0.5,
         # policy update frequency 2, alpha 2.5 (mini-batch 256 is the loop's train.batch_size)
         "discount": 0.99,
         "tau": 0.005,
