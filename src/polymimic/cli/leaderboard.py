@@ -1,8 +1,9 @@
-"""``polymimic leaderboard``: build, submit, verify and list leaderboard entries.
+"""``polymimic leaderboard``: build, submit, verify, list, serve and export leaderboard entries.
 
 The database is ``--db URL`` (a SQLAlchemy URL), else ``$POLYMIMIC_LEADERBOARD_DB``, else
 ``sqlite:///leaderboard.db`` in the working directory. ``verify`` reads the server secret
-from ``$POLYMIMIC_LEADERBOARD_SECRET`` (the hidden test contexts are derived from it).
+from ``$POLYMIMIC_LEADERBOARD_SECRET`` (the hidden test contexts are derived from it);
+``serve`` accepts uploads with the API token ``$POLYMIMIC_LEADERBOARD_TOKEN``.
 
 ``polymimic submit build RUN_DIR --out BUNDLE`` is the same as ``polymimic leaderboard build``.
 """
@@ -62,7 +63,17 @@ def build_parser(prog: str = "polymimic leaderboard") -> argparse.ArgumentParser
     listing = commands.add_parser("list", help="ranked verified entries, then the queue")
     listing.add_argument("--task", default=None, help="only this task id")
     listing.set_defaults(run=_list)
-    for command in (submit, verify, listing):
+    serve = commands.add_parser("serve", help="the web app: ranked tables, entries, uploads")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int_in(1, 65535), default=8000)
+    serve.add_argument("--verify", action="store_true",
+                       help="also verify queued submissions in a background thread (needs "
+                       "$POLYMIMIC_LEADERBOARD_SECRET)")
+    serve.set_defaults(run=_serve)
+    export = commands.add_parser("export", help="static index.html, entry pages, leaderboard.md")
+    export.add_argument("--out", type=Path, required=True, help="output directory")
+    export.set_defaults(run=_export)
+    for command in (submit, verify, listing, serve, export):
         command.add_argument("--db", default=None,
                              help=f"database URL (default: ${DB_ENV} or {DEFAULT_URL})")
     return parser
@@ -100,12 +111,38 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace):  # noqa: ANN202  (VerifySettings)
+    from polymimic.leaderboard.verify import VerifySettings
+
+    return VerifySettings(contexts=args.contexts, rollouts=args.rollouts, wall_s=args.wall_s,
+                          cpu_s=args.cpu_s, memory_bytes=args.memory_mb << 20)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from polymimic.leaderboard.verify import VerifySettings, load_secret
+    from polymimic.leaderboard.web import TOKEN_ENV, serve
+
+    verifier = (load_secret(), VerifySettings()) if args.verify else None
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is None:
+        print(f"uploads are disabled: set {TOKEN_ENV} to accept them")
+    serve(_store(args), args.host, args.port, token, verifier)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from polymimic.leaderboard.web import export_site
+
+    written = export_site(_store(args), args.out)
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
-    from polymimic.leaderboard.verify import VerifySettings, load_secret, work
+    from polymimic.leaderboard.verify import load_secret, work
 
     secret = load_secret()
-    settings = VerifySettings(contexts=args.contexts, rollouts=args.rollouts, wall_s=args.wall_s,
-                              cpu_s=args.cpu_s, memory_bytes=args.memory_mb << 20)
+    settings = _settings(args)
     store = _store(args)
     done = work(store, secret, settings, max_jobs=args.max_jobs)
     for submission_id, status in done:

@@ -25,7 +25,7 @@ commands:
                                 the open-loop baseline: replay the nearest demo's actions
   report EVAL_INFO|DIR... --out DIR
                                 compare eval_info.json files: report.md/.html, tables, plots
-  leaderboard build|submit|verify|list
+  leaderboard build|submit|verify|list|serve|export
                                 submission bundles, re-evaluated on hidden test contexts
   submit build RUN_DIR --out BUNDLE --name NAME
                                 the same as `leaderboard build`
