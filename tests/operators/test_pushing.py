@@ -14,6 +14,7 @@ from polymimic.operators.pushing import (
     BlockPush,
     ReachWatch,
     _blocked,
+    next_via_point,
     route_waypoint,
     steer_direction,
 )
@@ -59,6 +60,44 @@ def test_start_inside_a_disc_first_leaves_it_radially() -> None:
         np.array([0.5, 0.03]), np.array([0.5, 0.3]), centres, radii, LOW, HIGH
     )
     assert waypoint[0] == 0.5 and waypoint[1] > 0.05
+
+
+def test_a_corner_is_not_blended_while_the_hand_would_cut_the_block() -> None:
+    # The hand's plan already ends at the first corner round a block (start), but the hand
+    # itself is still on the far side: superposed submovements would carry it straight at
+    # the next corner, through the block. It must keep heading for the first corner.
+    block, radius = np.array([0.5, 0.0]), 0.05
+    centres, radii = block[None], np.array([radius])
+    goal = np.array([0.5, 0.08])  # just past the block, beside it
+    hand = np.array([0.5, -0.08])
+    corner = route_waypoint(hand, goal, centres, radii, LOW, HIGH)
+    assert not np.allclose(corner, goal)
+    blended = next_via_point(corner, goal, centres, radii, LOW, HIGH, 0.02)
+    assert _blocked(hand, blended, centres, radii)  # without the hand: cuts the block
+    waiting = next_via_point(corner, goal, centres, radii, LOW, HIGH, 0.02, hand_at=hand)
+    np.testing.assert_allclose(waiting, corner)
+    # Once the hand is at the corner, the route goes on.
+    assert not np.allclose(
+        next_via_point(corner, goal, centres, radii, LOW, HIGH, 0.02, hand_at=corner), corner
+    )
+
+
+def test_a_hand_resting_just_off_a_route_node_still_moves_on() -> None:
+    # A state recorded from Sort6 (better tier, far_first style, seed 1025): the hand rests
+    # 0.6 mm from a route node between the two rows of blocks, and the leg on from where it
+    # is grazes a neighbour's keep-out disc. Judged without slack, the hand waited there
+    # until the time limit.
+    hand = np.array([0.5289851427078247, -0.00637556938454509])
+    goal = np.array([0.7346955307055734, -0.00923677846718599])
+    centres = np.array([
+        [0.35258010029792786, 0.06324289739131927], [0.4961162209510803, 0.07210320234298706],
+        [0.6718785762786865, 0.07444345206022263], [0.42337265610694885, -0.06713024526834488],
+        [0.5785515904426575, -0.06315050274133682], [0.7317107319831848, -0.06415572762489319],
+    ])  # fmt: skip
+    radii = np.array([0.06766414176015526] * 5 + [0.06028427124746191])
+    low, high = np.array([0.30, -0.33]), np.array([0.80, 0.33])
+    via = next_via_point(hand, goal, centres, radii, low, high, 0.02, hand_at=hand)
+    assert np.linalg.norm(via - hand) > 0.02
 
 
 def test_steering_overshoots_the_face_normal_error() -> None:

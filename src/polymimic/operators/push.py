@@ -169,7 +169,7 @@ class PushScript:
             for b in names
         ])
         return next_via_point(tip, route[0], centres, radii, WORKSPACE_LOW, WORKSPACE_HIGH,
-                              FREE_TOLERANCE)  # fmt: skip
+                              FREE_TOLERANCE, hand_at=self.hand.position[:2])  # fmt: skip
 
     def _retreat_route(
         self, start: np.ndarray, goal: np.ndarray, blocks: dict[str, np.ndarray]

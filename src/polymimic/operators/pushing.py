@@ -37,6 +37,7 @@ FREE_TOLERANCE = 0.02
 FACE_HYSTERESIS = math.radians(20.0)  # see steer_direction
 ROUTE_SAMPLES = 8  # route nodes per block: an octagon around its keep-out disc
 ROUTE_NODE_SCALE = 1.25  # octagon radius / disc radius (its edges then clear the disc)
+LEG_SLACK = 0.003  # m: how far a leg from the hand may graze a keep-out disc
 
 
 @dataclasses.dataclass
@@ -151,6 +152,14 @@ def _blocked(
     return np.any(np.sum(offset * offset, axis=-1) < radii**2, axis=-1)
 
 
+def goal_radii(goal: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """Keep-out radii with each disc that holds ``goal`` shrunk to leave it just outside."""
+    if len(centres) == 0:
+        return radii
+    to_goal = np.linalg.norm(centres - goal, axis=1)
+    return np.where(to_goal < radii, np.maximum(to_goal - 0.003, 0.0), radii)
+
+
 def route_waypoint(
     start: np.ndarray,
     goal: np.ndarray,
@@ -168,8 +177,7 @@ def route_waypoint(
     """
     if len(centres) == 0:
         return goal
-    to_goal = np.linalg.norm(centres - goal, axis=1)
-    radii = np.where(to_goal < radii, np.maximum(to_goal - 0.003, 0.0), radii)
+    radii = goal_radii(goal, centres, radii)
     from_start = start - centres
     distance = np.linalg.norm(from_start, axis=1)
     inside = np.flatnonzero(distance < radii)
@@ -203,21 +211,41 @@ def next_via_point(
     low: np.ndarray,
     high: np.ndarray,
     reached: float,
+    hand_at: np.ndarray | None = None,
 ) -> np.ndarray:
     """The first via-point of the shortest route (``route_waypoint``) farther than ``reached``.
 
-    The motor model plans from where the hand will come to rest: a via-point it is already
-    heading for (within ``reached``) is skipped, so the route's corners blend into one
-    another and the hand never waits at a corner it has reached.
+    The motor model plans from where the hand will come to rest (``start``): a via-point it
+    is already heading for (within ``reached``) is skipped, so the route's corners blend
+    into one another and the hand never waits at a corner it has reached. A corner is
+    skipped only while the next leg is clear both from ``start`` and from where the hand
+    is now (``hand_at``, its commanded position): superposed submovements carry the hand
+    roughly straight from there to the new aim, so a corner blended too early cuts through
+    the obstacle it was meant to round (Sort6, the rod starting 8 cm from a block, skipped
+    all three corners around it within 7 steps and knocked it out of reach).
     """
     start = np.asarray(start, dtype=np.float64)
+    radii = goal_radii(goal, centres, radii)
+    slack = np.maximum(radii - LEG_SLACK, 0.0)
+    if hand_at is not None:
+        hand_at = np.asarray(hand_at, dtype=np.float64)
+        if len(centres) and np.any(np.linalg.norm(hand_at - centres, axis=1) < radii):
+            hand_at = None  # leaving a disc radially: nothing to round yet
     point = start
     for _ in range(ROUTE_SAMPLES * max(len(centres), 1)):
         via = route_waypoint(point, goal, centres, radii, low, high)
         if np.array_equal(via, goal) or np.linalg.norm(via - start) > reached:
             # A skipped via-point is near but not at the hand: keep it when the straight
-            # line from the hand to the next one would cut an obstacle.
-            if point is not start and _blocked(start, via, centres, radii):
+            # line to the next one would cut an obstacle. (Legs from the hand are judged
+            # with LEG_SLACK less radius: a hand resting a millimetre off a route node would
+            # otherwise see every leg from the node blocked and wait there for ever.)
+            if point is not start and _blocked(start, via, centres, slack):
+                return point
+            # Where the hand is now may not see the next leg yet: keep heading for the
+            # planned end (``point``, possibly ``start`` itself); once the hand is there the
+            # leg is clear by construction (unless no clear route exists: then go anyway).
+            if (hand_at is not None and _blocked(hand_at, via, centres, slack)
+                    and not _blocked(point, via, centres, radii)):
                 return point
             return via
         point = via

@@ -16,8 +16,14 @@ of the delay (``MotorSkill.prediction``, falling with skill), the row runs throu
 middle of the gap the block must pass (not along its jittered start x), and a cube turned
 near 45° keeps being pushed on the same face (``steer_direction``'s hysteresis). With the
 slots moved 2 cm from the near edge of the rod's reach (``envs.sort.SLOT_X``), Sort6's
-better tier (expert style, uniform order) succeeds in 94 of 100 episodes (seeds
+better tier (expert style, uniform order) succeeded in 94 of 100 episodes (seeds
 1000-1099); without these it succeeded in 29 of 40 (seeds 1000-1039).
+
+The route's corners blend only once the hand itself can see the next leg
+(``next_via_point``'s ``hand_at``): blended from the planned end alone, a route round a
+block near the rod's start cut straight through it. With that, the same 100 episodes
+succeed 96 times, and each of the three styles 39 times in 40 (better tier, seeds
+1000-1039; before: 37, 31 and 34).
 """
 
 from __future__ import annotations
@@ -275,7 +281,7 @@ class SortScript:
         radii = np.full(len(blocks), max(self.clearance, TARGET_KEEP_OUT))
         radii[self.current] = TARGET_KEEP_OUT
         return next_via_point(tip, goal, blocks, radii, WORKSPACE_LOW, WORKSPACE_HIGH,
-                              FREE_TOLERANCE)  # fmt: skip
+                              FREE_TOLERANCE, hand_at=self.hand.position[:2])  # fmt: skip
 
 
 def make_sort_script(
