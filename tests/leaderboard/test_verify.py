@@ -3,12 +3,14 @@ subprocess, inflated claims flagged, over-cap jobs recorded as failed (issue 16)
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+import polymimic.leaderboard.store as store_module
 from polymimic.eval.protocol import SPLIT_SEED_START
 from polymimic.leaderboard.bundle import submit
 from polymimic.leaderboard.store import Store
@@ -17,6 +19,7 @@ from polymimic.leaderboard.verify import (
     VerifyError,
     VerifySettings,
     hidden_seed_start,
+    lease_seconds,
     load_secret,
     work,
 )
@@ -88,3 +91,18 @@ def test_verification_over_its_cap_is_stopped_and_recorded_failed(
     assert row.success_rate is None
     # The worker and the store carry on: the next job is verified normally.
     assert work(store, SECRET, TINY) == [(after, "verified")]
+
+
+def test_a_worker_takes_up_a_job_whose_worker_died(
+    bundle_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = submit(store, bundle_dir)
+    assert store.claim_next("dead-worker", lease_s=lease_seconds(TINY)) == job
+    assert lease_seconds(TINY) > TINY.wall_s  # a live worker's child is killed before
+    assert work(store, SECRET, TINY) == []  # the lease holds: nothing to do yet
+    # Later than the lease: the dead worker's claim has expired.
+    later = store_module._now() + dt.timedelta(seconds=lease_seconds(TINY) + 1)
+    monkeypatch.setattr(store_module, "_now", lambda: later)
+    assert work(store, SECRET, TINY, worker="alive") == [(job, "verified")]
+    row = store.get(job)
+    assert row.status == "verified" and row.worker == "alive" and row.num_episodes == 2

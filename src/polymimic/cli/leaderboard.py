@@ -147,6 +147,10 @@ def _verify(args: argparse.Namespace) -> int:
     done = work(store, secret, settings, max_jobs=args.max_jobs)
     for submission_id, status in done:
         row = store.get(submission_id)
+        if status == "lost":
+            print(f"submission {submission_id}: lost: the lease passed and another worker "
+                  "took the job over; nothing recorded")
+            continue
         detail = row.failure_reason if status == "failed" else (
             f"success {row.success_rate:.3f}" + (f"; FLAGGED: {row.flag_reason}"
                                                  if row.claim_flagged else ""))

@@ -18,6 +18,12 @@ write lock (``busy_timeout``) instead of failing, and WAL journaling lets reader
 page) read while a submission is written. The verification queue is claimed with a
 compare-and-set ``UPDATE ... WHERE status = 'pending'``, which is atomic on SQLite and
 PostgreSQL alike, so two workers never take the same job.
+
+A claim is a lease: it sets ``lease_until`` (the verification's wall-clock cap plus a margin,
+``verify.lease_seconds``). A worker that dies mid-job leaves its row ``running``; once the
+lease has passed, ``claim_next`` hands the row to another worker. The results of a worker
+that only overran its lease are recorded only while it still holds the job (``record_*``
+with ``worker``), so a reclaimed job is never written by two workers.
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    and_,
     create_engine,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -84,6 +92,7 @@ class Submission(Base):
     status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
     worker: Mapped[str | None] = mapped_column(String(120))
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     success_rate: Mapped[float | None] = mapped_column(Float)
@@ -230,20 +239,35 @@ class Store:
         with self.session() as session:
             return list(session.scalars(query).all())
 
-    def claim_next(self, worker: str) -> int | None:
-        """Take the oldest pending submission for ``worker`` (None: the queue is empty)."""
+    def _claimable(self, now: dt.datetime) -> Any:
+        """Pending rows, and running rows whose worker's lease has passed (a dead worker)."""
+        expired = and_(Submission.status == "running", Submission.lease_until.is_not(None),
+                       Submission.lease_until < now)
+        return or_(Submission.status == "pending", expired)
+
+    def claim_next(self, worker: str, lease_s: float) -> int | None:
+        """Take the oldest claimable submission for ``worker`` for ``lease_s`` seconds.
+
+        Claimable: pending, or running under an expired lease. The update repeats the
+        select's condition (compare-and-set), so of two workers racing for a row one wins.
+
+        Returns:
+            The submission id, or None when nothing is claimable.
+        """
         while True:
+            now = _now()
             with self.session() as session, session.begin():
                 candidate = session.scalar(
-                    select(Submission.id).where(Submission.status == "pending")
+                    select(Submission.id).where(self._claimable(now))
                     .order_by(Submission.id).limit(1)
                 )
                 if candidate is None:
                     return None
                 taken = session.execute(
                     update(Submission)
-                    .where(Submission.id == candidate, Submission.status == "pending")
-                    .values(status="running", worker=worker[:120], started_at=_now())
+                    .where(Submission.id == candidate, self._claimable(now))
+                    .values(status="running", worker=worker[:120], started_at=now,
+                            lease_until=now + dt.timedelta(seconds=lease_s))
                 ).rowcount
             if taken == 1:
                 return candidate
@@ -251,19 +275,33 @@ class Store:
 
     def requeue(self, submission_id: int) -> None:
         """Put a submission back in the queue (re-verification, e.g. after a new protocol)."""
-        self._set(submission_id, status="pending", worker=None, failure_reason=None)
+        self._set(submission_id, None, status="pending", worker=None, lease_until=None,
+                  failure_reason=None)
 
-    def record_failed(self, submission_id: int, reason: str) -> None:
-        self._set(submission_id, status="failed", failure_reason=reason[:2000],
-                  verified_at=_now())
+    def record_failed(self, submission_id: int, reason: str, worker: str | None = None
+                      ) -> bool:
+        """Mark the entry failed with ``reason``; see :meth:`record_verified` for ``worker``."""
+        return self._set(submission_id, worker, status="failed", failure_reason=reason[:2000],
+                         verified_at=_now(), lease_until=None)
 
-    def record_verified(self, submission_id: int, values: Mapping[str, Any]) -> None:
-        """Store verified metrics (``verify.verified_values``) and mark the entry verified."""
-        self._set(submission_id, status="verified", failure_reason=None, verified_at=_now(),
-                  **values)
+    def record_verified(self, submission_id: int, values: Mapping[str, Any],
+                        worker: str | None = None) -> bool:
+        """Store verified metrics (``verify.verified_values``) and mark the entry verified.
 
-    def _set(self, submission_id: int, **values: Any) -> None:
+        Args:
+            worker: record only if this worker still holds the job (it is ``running`` under
+                its name): a worker that overran its lease lost the job to another.
+
+        Returns:
+            Whether the row was written.
+        """
+        return self._set(submission_id, worker, status="verified", failure_reason=None,
+                         verified_at=_now(), lease_until=None, **values)
+
+    def _set(self, submission_id: int, worker: str | None, **values: Any) -> bool:
+        query = update(Submission).where(Submission.id == submission_id)
+        if worker is not None:
+            query = query.where(Submission.status == "running",
+                                Submission.worker == worker[:120])
         with self.session() as session, session.begin():
-            session.execute(
-                update(Submission).where(Submission.id == submission_id).values(**values)
-            )
+            return session.execute(query.values(**values)).rowcount == 1

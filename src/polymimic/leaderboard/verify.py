@@ -23,6 +23,8 @@ polymimic's. A submitter can tune against the stored public test contexts
   the worker, and the server, carry on.
 - **A queue.** Submissions wait as ``pending``; a worker claims one at a time
   (``Store.claim_next``, atomic) and verifies it; several workers may share one database.
+  A claim is a lease of the wall-clock cap plus ``LEASE_MARGIN_S``: a job whose worker died
+  is taken up by another worker once the lease has passed.
 
 The verified success, behaviour entropy and conditional entropy are stored with their 95 %
 intervals beside the claimed numbers; a claim outside its verified interval is flagged.
@@ -63,6 +65,9 @@ _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "MUJOCO_GL", "PYOPENGL_PLATFORM", "TMPD
 _MEMORY_SIGNS = ("MemoryError", "allocate memory", "bad_alloc", "failed to map segment",
                  "out of memory")
 _TAIL = 4000
+#: What a claim's lease adds to the wall-clock cap: copying the bundle out of the database,
+#: starting the child and recording the result happen outside the cap.
+LEASE_MARGIN_S = 600.0
 
 
 class VerifyError(UserError):
@@ -92,6 +97,13 @@ class VerifySettings:
 
         full_s, full_r = FULL[task_id]
         return (min(self.contexts or full_s, full_s), min(self.rollouts or full_r, full_r))
+
+
+def lease_seconds(settings: VerifySettings) -> float:
+    """How long a worker holds a claimed job: past it, the worker is taken for dead and
+    another may reclaim the job (``Store.claim_next``). The child is killed at the wall cap,
+    so a live worker is done well before."""
+    return settings.wall_s + LEASE_MARGIN_S
 
 
 def load_secret(secret: str | bytes | None = None) -> bytes:
@@ -236,12 +248,17 @@ def redact(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def verify_submission(
-    store: Store, submission_id: int, secret: bytes, settings: VerifySettings
+    store: Store, submission_id: int, secret: bytes, settings: VerifySettings,
+    worker: str | None = None,
 ) -> str:
     """Verify one claimed (``running``) submission and record the outcome.
 
+    Args:
+        worker: the claiming worker; the outcome is recorded only while it holds the job.
+
     Returns:
-        ``"verified"`` or ``"failed"``.
+        ``"verified"``, ``"failed"``, or ``"lost"`` (the lease passed and another worker
+        reclaimed the job; nothing was recorded).
     """
     row = store.get(submission_id)
     with tempfile.TemporaryDirectory(prefix="polymimic-verify-") as tmp:
@@ -252,12 +269,11 @@ def verify_submission(
         (job_dir / "job.json").write_text(json.dumps(job_document(row, secret, settings)))
         info, reason = run_child(job_dir, settings)
     if info is None:
-        store.record_failed(submission_id, reason)
-        return "failed"
+        return "failed" if store.record_failed(submission_id, reason, worker) else "lost"
     claims = {"claimed_success": row.claimed_success, "claimed_entropy": row.claimed_entropy,
               "claimed_conditional_entropy": row.claimed_conditional_entropy}
-    store.record_verified(submission_id, verified_values(info, claims))
-    return "verified"
+    written = store.record_verified(submission_id, verified_values(info, claims), worker)
+    return "verified" if written else "lost"
 
 
 def work(
@@ -266,20 +282,22 @@ def work(
 ) -> list[tuple[int, str]]:
     """Process the queue one job at a time until it is empty (or ``max_jobs`` are done).
 
+    Jobs left ``running`` by a dead worker are taken up again once their lease has passed.
+
     Returns:
-        ``(submission id, "verified" | "failed")`` per job, in order.
+        ``(submission id, "verified" | "failed" | "lost")`` per job, in order.
     """
     worker = worker or f"{os.uname().nodename}:{os.getpid()}"
     done: list[tuple[int, str]] = []
     while max_jobs is None or len(done) < max_jobs:
-        submission_id = store.claim_next(worker)
+        submission_id = store.claim_next(worker, lease_seconds(settings))
         if submission_id is None:
             break
         try:
             done.append((submission_id, verify_submission(store, submission_id, secret,
-                                                          settings)))
+                                                          settings, worker)))
         except Exception as err:  # a server-side bug must not stall the queue: record it
             store.record_failed(submission_id, f"verification error: {type(err).__name__}: "
-                                               f"{str(err)[:500]}")
+                                               f"{str(err)[:500]}", worker)
             done.append((submission_id, "failed"))
     return done
