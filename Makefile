@@ -52,9 +52,11 @@ $(MINARI_STAMP): $(STAMP)
 	touch $(MINARI_STAMP)
 
 # The leaderboard server's dependencies (SQLAlchemy, Alembic, Starlette, uvicorn) are an
-# extra too: researchers who only train and evaluate do not need them; the tests do.
+# extra too: researchers who only train and evaluate do not need them; the tests do, and
+# its browser test drives Debian's chromium through Selenium (installed here, not for demo).
 LEADERBOARD_STAMP := $(VENV)/.leaderboard-installed
 $(LEADERBOARD_STAMP): $(STAMP)
+	bash scripts/install_system_deps.sh --browser
 	$(PY) -m pip install -q -e ".[dev,leaderboard]"
 	touch $(LEADERBOARD_STAMP)
 
