@@ -157,3 +157,18 @@ def test_a_preset_override_wins_and_a_hand_set_preset_is_refused(
     assert result.returncode == 1, result.stderr[-2000:]
     assert "policy.preset='reference' does not match the composed config" in result.stderr
     assert not (tmp_path / "mislabelled" / "checkpoints").exists()
+
+
+def test_a_multi_optimiser_learner_reports_its_own_losses(h5_path: Path, tmp_path: Path) -> None:
+    """The last line names every loss term the metrics hold (``value/loss``,
+    ``critic/loss``, ...), with its value; never a loss the run did not log."""
+    run_dir = tmp_path / "run"
+    result = run_cli([*common(h5_path), "policy=iql", "policy.use_failed=false",
+                      f"hydra.run.dir={run_dir}"], cwd=tmp_path)  # fmt: skip
+    line = result.stdout.strip().splitlines()[-1]
+    metrics = json.loads((run_dir / "train_metrics.json").read_text())
+    names = [k for k in metrics if k.endswith("loss")]
+    assert {"value/loss", "critic/loss", "actor/loss"} <= set(names)
+    assert line.startswith("trained to step 10 (") and "nan" not in line
+    for name in names:
+        assert f"{name} {metrics[name]:.4g}" in line

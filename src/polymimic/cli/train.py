@@ -39,6 +39,7 @@ from polymimic.policies.checkpoint import atomic_write, atomic_write_json
 from polymimic.policies.train import (
     Evaluator,
     TrainConfig,
+    loss_summary,
     run_directory_lock,
     seed_everything,
     select_device,
@@ -184,9 +185,7 @@ def hydra_main(cfg: DictConfig) -> dict[str, Any]:
         # exceptions are bugs and keep Hydra's report.
         print(f"polymimic train: error: {exc}", file=sys.stderr)
         raise SystemExit(USER_ERROR_EXIT) from None
-    print(
-        f"trained to step {metrics['step']} (loss {metrics.get('loss', float('nan')):.4g}); run dir {run_dir}"
-    )
+    print(f"trained to step {metrics['step']} ({loss_summary(metrics)}); run dir {run_dir}")
     return metrics
 
 

@@ -62,6 +62,14 @@ Evaluator = Callable[[int, Policy], dict[str, float | None]]
 _clock = time.perf_counter
 
 
+def loss_summary(metrics: dict[str, Any]) -> str:
+    """Every loss term of ``metrics`` (keys ending in ``loss``: ``loss`` for one optimiser,
+    ``critic/loss``, ``actor/loss``, ... for several), ``"name value"`` joined by commas;
+    ``"no loss logged"`` when there is none (a resumed run that had nothing left to do)."""
+    terms = [f"{k} {float(v):.4g}" for k, v in metrics.items() if k.endswith("loss")]
+    return ", ".join(terms) or "no loss logged"
+
+
 class RunDirectoryError(UserError):
     """A run directory that holds another run's checkpoint, or that another run is using."""
 
@@ -411,8 +419,7 @@ class _Loop:
         self.last["train_wall_s"] = self.train_wall_s
         log.write(json.dumps(self.last) + "\n")
         log.flush()
-        loss = self.last.get("loss", next(iter(self.last.values())))
-        bar.set_postfix(loss=f"{loss:.4g}")
+        bar.set_postfix_str(loss_summary(self.last))
         self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
 
     def _evaluate(self, step: int, log: Any) -> None:
