@@ -132,5 +132,9 @@ def test_browser_shows_the_verified_entry_and_its_html_name_as_text(
     assert browser.find_element(By.TAG_NAME, "h1").text == NAME
     assert browser.find_elements(By.TAG_NAME, "script") == []
     assert browser.title == f"{NAME} - polymimic leaderboard"
-    body = browser.find_element(By.TAG_NAME, "body").text
-    assert "status verified" in body and "Success per hidden context" in body
+    assert "status verified" in browser.find_element(By.TAG_NAME, "body").text
+    images = browser.find_elements(By.TAG_NAME, "img")  # the figures, allowed by the CSP
+    assert [i.get_attribute("src") for i in images] == [
+        f"{base}/entry/{entry_id}/behaviours.png", f"{base}/entry/{entry_id}/contexts.png"]
+    assert all(browser.execute_script("return arguments[0].complete && "
+                                      "arguments[0].naturalWidth > 0", i) for i in images)

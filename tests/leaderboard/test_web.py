@@ -16,6 +16,15 @@ from polymimic.leaderboard.store import Store
 from polymimic.leaderboard.web import SECURITY_HEADERS, create_app, export_site
 
 TOKEN = "t" * 32
+#: The parts of a stored (redacted) eval_info that the figures read.
+EVAL_INFO = {
+    "env": {"id": "polymimic/Push-v1", "behaviours": ["left", "right"]},
+    "protocol": {"name": "leaderboard-hidden", "num_contexts": 2, "rollouts_per_context": 2},
+    "aggregated": {"behaviour_counts": {"left": 1, "right": 1}, "num_successes": 2,
+                   "num_episodes": 4, "success_rate": 0.5},
+    "per_episode": [{"context": c, "rollout": r, "success": r == 0, "behaviour": b}
+                    for c, b in ((0, "left"), (1, "right")) for r in range(2)],
+}
 HOSTILE = '<script>alert("x")</script> | *bold* [a](javascript:b)'
 
 
@@ -42,8 +51,7 @@ def board(bundle_dir: Path, tmp_path: Path) -> tuple[Store, TestClient]:
         "success_rate": 0.5, "success_ci_low": 0.2, "success_ci_high": 0.8,
         "conditional_entropy": 0.4, "num_episodes": 4, "claim_flagged": True,
         "flag_reason": "claimed success rate 0.950 lies outside [0.200, 0.800]",
-        "eval_info": json.dumps({"aggregated": {"behaviour_counts": {"left": 1, "right": 1}},
-                                 "per_episode": [{"context": 0, "success": True}]}),
+        "eval_info": json.dumps(EVAL_INFO),
     })
     with store.session() as session, session.begin():
         session.get(type(store.get(verified)), verified).name = HOSTILE
@@ -66,10 +74,24 @@ def test_ranked_table_escapes_what_the_submitter_wrote(board: tuple[Store, TestC
     entry = client.get("/entry/1")
     assert entry.status_code == 200 and "<script>" not in entry.text
     assert "0.500 [0.200, 0.800]" in entry.text and "outside [0.200, 0.800]" in entry.text
-    assert "context 0" in entry.text  # the success-per-context bars
+    assert '<img src="/entry/1/behaviours.png"' in entry.text
+    assert '<img src="/entry/1/contexts.png"' in entry.text
+    assert "<img" not in client.get("/entry/2").text  # failed: no figures
     assert client.get("/entry/99").status_code == 404
     listed = client.get("/api/entries").json()
     assert [e["status"] for e in listed] == ["pending", "failed", "verified"]
+
+
+def test_entry_figures_are_pngs_of_the_stored_eval_info(board: tuple[Store, TestClient]) -> None:
+    _, client = board
+    for figure in ("behaviours", "contexts"):
+        png = client.get(f"/entry/1/{figure}.png")
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert client.get("/entry/1/other.png").status_code == 404
+    assert client.get("/entry/2/behaviours.png").status_code == 404  # failed
+    assert client.get("/entry/3/behaviours.png").status_code == 404  # pending
+    assert client.get("/entry/99/behaviours.png").status_code == 404
 
 
 def test_upload_needs_the_token_and_a_bundle_within_the_limit(
@@ -96,7 +118,10 @@ def test_static_export_writes_escaped_html_and_markdown(
     store, _ = board
     written = export_site(store, tmp_path / "site")
     assert {p.name for p in written} == {"index.html", "leaderboard.md", "entry-1.html",
-                                         "entry-2.html", "entry-3.html"}
+                                         "entry-2.html", "entry-3.html",
+                                         "entry-1-behaviours.png", "entry-1-contexts.png"}
+    entry = (tmp_path / "site" / "entry-1.html").read_text()
+    assert '<img src="entry-1-contexts.png"' in entry
     index = (tmp_path / "site" / "index.html").read_text()
     assert "<script>" not in index and 'href="entry-1.html"' in index
     markdown = (tmp_path / "site" / "leaderboard.md").read_text()

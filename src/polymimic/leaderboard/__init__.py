@@ -11,7 +11,9 @@ take files from strangers:
 - ``store``: SQLAlchemy tables (SQLite by default, any database URL) with Alembic
   migrations shipped in the package;
 - ``verify``: re-evaluation on hidden test contexts derived from a server secret, in a
-  resource-limited subprocess, one job at a time per worker.
+  resource-limited subprocess, one job at a time per worker;
+- ``pages``, ``figures``, ``web``: the ranked tables and entry pages (with ``polymimic
+  report``'s figures of the verification), the Starlette app and the static export.
 
 Only numbers the server computed rank; claimed numbers are stored beside them and a claim
 outside the verified 95 % interval is flagged.

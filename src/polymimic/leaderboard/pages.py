@@ -8,8 +8,9 @@ http(s) when the bundle was read (``schema._links``), so a ``javascript:`` URL n
 an ``href``. The pages hold no script; the web app also sends a Content-Security-Policy that
 forbids scripts, so a missed escape could still not run one.
 
-The plots of an entry page are CSS bars (behaviour counts per behaviour, success per hidden
-context) drawn from the stored, redacted ``eval_info``; the server needs no plotting library.
+The figures of an entry page are PNGs of the stored, redacted ``eval_info`` drawn by
+``polymimic report``'s plotting functions (``figures``); the page links them through
+``figure_href`` (the web app's route, or the static export's file names).
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from polymimic.leaderboard.ranking import RANK_COLUMNS, by_task
 
 EntryHref = Callable[[int], str]
+FigureHref = Callable[[int, str], str]
 _STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:72em}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
-    ".flag{color:#a00;font-weight:bold}.bar{background:#58a;height:1em;display:inline-block}"
+    ".flag{color:#a00;font-weight:bold}img{max-width:100%}"
 )
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 
@@ -101,29 +103,21 @@ def index_html(rows: Iterable[Any], entry_href: EntryHref) -> str:
     return _page("polymimic leaderboard", "".join(parts))
 
 
-def _bars(counts: Mapping[str, float], total: float) -> str:
-    rows = "".join(
-        f"<tr><td>{esc(label)}</td><td><span class=\"bar\" style=\"width:"
-        f"{200 * value / total if total else 0:.0f}px\"></span> {value:g}</td></tr>"
-        for label, value in counts.items()
+def _figures(row: Any, figure_href: FigureHref | None) -> str:
+    from polymimic.leaderboard.figures import FIGURES, available
+
+    if figure_href is None:
+        return ""
+    return "".join(
+        f'<h2>{esc(FIGURES[name][0])}</h2><img src="{esc(figure_href(row.id, name))}" '
+        f'alt="{esc(FIGURES[name][0])}">'
+        for name in available(row)
     )
-    return f"<table>{rows}</table>"
 
 
-def _plots(info: Mapping[str, Any]) -> str:
-    agg = info.get("aggregated") or {}
-    counts = {str(k): float(v) for k, v in (agg.get("behaviour_counts") or {}).items()}
-    per_context: dict[str, list[bool]] = {}
-    for episode in info.get("per_episode") or []:
-        per_context.setdefault(str(episode.get("context")), []).append(bool(episode["success"]))
-    success = {f"context {c}": sum(v) / len(v) for c, v in per_context.items()}
-    return ("<h2>Behaviours of successful episodes</h2>"
-            + (_bars(counts, max(counts.values())) if counts else "<p>no successes</p>")
-            + "<h2>Success per hidden context</h2>" + _bars(success, 1.0))
-
-
-def entry_html(row: Any) -> str:
-    """One entry: declared and verified numbers side by side, flag, status, plots."""
+def entry_html(row: Any, figure_href: FigureHref | None = None) -> str:
+    """One entry: declared and verified numbers side by side, flag, status, figures
+    (``figure_href(id, figure name)``: where the PNG is; None: no figures)."""
     verified = [
         ("success rate", row.claimed_success,
          _num(row.success_rate, row.success_ci_low, row.success_ci_high)),
@@ -137,13 +131,12 @@ def entry_html(row: Any) -> str:
                     for k, c, v in verified)
     status = esc(row.status) + (f": {esc(row.failure_reason)}" if row.failure_reason else "")
     flag = f'<p class="flag">{esc(row.flag_reason)}</p>' if row.claim_flagged else ""
-    info = json.loads(row.eval_info) if row.eval_info else None
     body = (
         f"<h1>{esc(row.name)}</h1><p>task {esc(row.task)}, policy {esc(row.policy_type)}, "
         f"dataset {_dataset(row)}, submitted {esc(row.submitted_at.isoformat())}, "
         f"status {status}, checkpoint sha256 {esc(row.checkpoint_sha256)} {_links(row)}</p>"
         f"{flag}<table><tr><th>metric</th><th>claimed</th><th>verified [95% CI]</th></tr>"
-        f"{table}</table>" + (_plots(info) if info else "")
+        f"{table}</table>" + _figures(row, figure_href)
         + f"<h2>Training config (declared)</h2><pre>"
         f"{esc(json.dumps(row.submission.get('training_config'), indent=1)[:20000])}</pre>"
     )

@@ -3,7 +3,9 @@
 Routes:
 
 - ``GET /``: ranked tables per task (``pages.index_html``), then the queue and failures;
-- ``GET /entry/{id}``: one entry with claimed beside verified numbers and its plots;
+- ``GET /entry/{id}``: one entry with claimed beside verified numbers and its figures;
+- ``GET /entry/{id}/{figure}.png``: a figure of a verified entry (``figures.FIGURES``),
+  drawn from its stored ``eval_info`` by ``polymimic report``'s plotting functions;
 - ``GET /api/entries``: the same as JSON;
 - ``POST /api/submit``: a bundle zip as the raw request body, with
   ``Authorization: Bearer <token>``. The body is streamed to a temporary file and cut off
@@ -32,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from polymimic.leaderboard import pages
+from polymimic.leaderboard import figures, pages
 from polymimic.leaderboard.bundle import BundleLimits, submit
 from polymimic.leaderboard.schema import SubmissionError
 from polymimic.leaderboard.store import Store, StoreError
@@ -83,6 +85,10 @@ async def _body_to_file(request: Request, path: Path, cap: int) -> bool:
     return True
 
 
+def _figure_href(entry_id: int, figure: str) -> str:
+    return f"/entry/{entry_id}/{figure}.png"
+
+
 def create_app(store: Store, token: str | None = None, limits: BundleLimits | None = None
                ) -> Starlette:
     """The ASGI app over ``store``; uploads need ``token`` (None: uploads are refused)."""
@@ -97,7 +103,17 @@ def create_app(store: Store, token: str | None = None, limits: BundleLimits | No
             row = await run_in_threadpool(store.get, request.path_params["id"])
         except StoreError as err:
             return _html(f"<p>{pages.esc(err)}</p>", 404)
-        return _html(pages.entry_html(row))
+        return _html(pages.entry_html(row, _figure_href))
+
+    async def figure(request: Request) -> Response:
+        try:
+            row = await run_in_threadpool(store.get, request.path_params["id"])
+        except StoreError as err:
+            return _html(f"<p>{pages.esc(err)}</p>", 404)
+        png = await run_in_threadpool(figures.entry_png, row, request.path_params["figure"])
+        if png is None:
+            return _html("<p>no such figure (figures exist once an entry is verified)</p>", 404)
+        return Response(png, media_type="image/png", headers=SECURITY_HEADERS)
 
     async def entries(request: Request) -> Response:
         rows = await run_in_threadpool(store.entries)
@@ -121,7 +137,8 @@ def create_app(store: Store, token: str | None = None, limits: BundleLimits | No
                              "url": f"/entry/{submission_id}"}, status_code=201)
 
     return Starlette(routes=[
-        Route("/", index), Route("/entry/{id:int}", entry), Route("/api/entries", entries),
+        Route("/", index), Route("/entry/{id:int}", entry),
+        Route("/entry/{id:int}/{figure}.png", figure), Route("/api/entries", entries),
         Route("/api/submit", upload, methods=["POST"]),
     ])
 
@@ -144,17 +161,23 @@ def start_verifier(store: Store, secret: bytes, settings: Any, poll_s: float = 5
 
 
 def export_site(store: Store, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write ``index.html``, ``entry-<id>.html`` and ``leaderboard.md`` (for CI publishing)."""
+    """Write ``index.html``, ``entry-<id>.html`` with its figures ``entry-<id>-<figure>.png``,
+    and ``leaderboard.md`` (for CI publishing)."""
     from polymimic.io import atomic_write, prepare_output_dir
 
     out = prepare_output_dir(out_dir)
     rows = store.entries()
-    written = {out / "index.html": pages.index_html(rows, lambda i: f"entry-{i}.html"),
-               out / "leaderboard.md": pages.index_markdown(rows)}
-    written.update({out / f"entry-{row.id}.html": pages.entry_html(row) for row in rows})
-    for path, text in written.items():
+    texts = {out / "index.html": pages.index_html(rows, lambda i: f"entry-{i}.html"),
+             out / "leaderboard.md": pages.index_markdown(rows)}
+    texts.update({out / f"entry-{row.id}.html":
+                  pages.entry_html(row, lambda i, name: f"entry-{i}-{name}.png") for row in rows})
+    for path, text in texts.items():
         atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
-    return sorted(written)
+    images = {out / f"entry-{row.id}-{name}.png": figures.entry_png(row, name)
+              for row in rows for name in figures.available(row)}
+    for path, png in images.items():
+        atomic_write(path, lambda tmp, png=png: tmp.write_bytes(png))
+    return sorted([*texts, *images])
 
 
 def serve(store: Store, host: str, port: int, token: str | None, verifier: Any = None) -> None:
