@@ -1,5 +1,6 @@
-"""Training samples/s: polymimic's ``bc_mlp`` and ``bc_rnn`` against robomimic 0.3.0's BC and
-BC-RNN, on the same data, sizes, batch and torch threads, in one run.
+"""Training samples/s: polymimic's ``bc_mlp``, ``bc_rnn``, ``iql``, ``cql`` and ``bcq`` against
+robomimic 0.3.0's BC, BC-RNN, IQL, CQL and BCQ, on the same data, sizes, batch and torch
+threads, in one run.
 
 Both sides train on the ``train`` mask of one Push file with the same observation keys:
 
@@ -10,6 +11,30 @@ Both sides train on the ``train`` mask of one Push file with the same observatio
   GMM head, no MLP after the LSTM) against robomimic's ``BC_RNN`` (``rnn.hidden_dim=128``,
   ``num_layers=2``, ``horizon=10``, ``gmm.num_modes=5``, ``actor_layer_dims=()``),
   robomimic ``seq_length=10``.
+* **IQL** (``--models iql``): polymimic ``iql`` ``cpu_small`` (value, twin Q and Gaussian
+  actor, 2x256 ReLU each) against robomimic's ``IQL`` (``iql_config.py``; ``actor.layer_dims``
+  and ``critic.layer_dims`` (256, 256), which its value network uses too; ``ensemble.n=2``;
+  Gaussian actor). One difference in kind: robomimic's actor outputs a per-state standard
+  deviation, polymimic's (CORL's) learns one per action dimension.
+* **CQL**: polymimic ``cql`` ``cpu_small`` (twin Q and tanh-Gaussian actor, 2x256; 10
+  sampled actions per proposal in the log-sum-exp; fixed alpha, automatic entropy
+  temperature) against robomimic's ``CQL`` (``cql_config.py``; layer dims (256, 256),
+  ``ensemble.n=2``, ``num_random_actions=10``, ``num_action_samples=1``,
+  ``target_q_gap=None`` so its CQL weight is fixed like polymimic's instead of the Lagrange
+  variant it defaults to; its default batch 1024 set to 256).
+* **BCQ**: polymimic ``bcq`` ``cpu_small`` (twin Q, perturbation actor, conditional VAE, all
+  2x256; 10 VAE candidates per s' in the target) against robomimic's ``BCQ``
+  (``bcq_config.py``; critic and actor (256, 256), ``actor.enabled=True`` (robomimic's default
+  leaves the perturbation actor off; the paper's BCQ has it), VAE encoder/decoder (256, 256),
+  latent 2 x action dim, latent clip 0.5, KL weight 0.5, ``num_action_samples=10``,
+  ``ensemble.n=2`` with weight 0.75 = polymimic's lambda).
+
+  The offline-RL items are single transitions on both sides: polymimic's learners declare
+  ``obs, actions, rewards, next_obs, terminations, truncations`` (``policy.use_failed=false``,
+  so they read the ``train`` mask only, as robomimic's ``filter_by_attribute="train"`` does);
+  robomimic's ``SequenceDataset`` loads ``dataset_keys=("actions", "rewards", "dones")`` with
+  ``load_next_obs=True`` (its ``config.train`` defaults for these algorithms) and
+  ``seq_length=1`` (``n_step=1``: their ``process_batch_for_training`` takes step 0).
 
 Batch 256. robomimic's data: ``SequenceDataset`` with ``hdf5_cache_mode="all"`` and its own
 ``DataLoader(shuffle=True)``; its training loop is its own ``TrainUtils.run_epoch``
@@ -23,13 +48,16 @@ Dataset loading is not timed on either side.
 
 Each measurement is a fresh Python process (torch threads set with ``torch.set_num_threads``
 and ``OMP_NUM_THREADS``); the sides alternate ``--repeats`` times and medians are compared:
-ratio = polymimic samples/s / robomimic samples/s (target >= 1.5x for the MLP).
+ratio = polymimic samples/s / robomimic samples/s (target >= 1.5x for the MLP). Each run
+records ``os.getloadavg()`` when it started: on a shared machine other jobs slow both sides.
 
 robomimic 0.3.0 is installed with ``--no-deps``; its algorithms import torchvision at module
 level for image encoders these low-dimensional runs never build, so this script only puts a
 minimal stand-in ``torchvision`` module in ``sys.modules`` before importing them.
 
     python benchmarks/train_throughput.py --file push_v1.hdf5 [--threads 1 2] [--repeats 3]
+    python benchmarks/train_throughput.py --file push_v1.hdf5 --models iql cql bcq \
+        --out results/benchmarks/train_throughput_offline_rl.json
 """
 
 from __future__ import annotations
@@ -50,6 +78,12 @@ from typing import Any
 OBS_KEYS = ("green_block", "red_block", "tip_pos", "tip_target")
 BATCH = 256
 SEQ_RNN = 10
+#: model -> (polymimic learner, robomimic algorithm)
+MODELS = {"mlp": ("bc_mlp", "bc"), "rnn": ("bc_rnn", "bc"), "iql": ("iql", "iql"),
+          "cql": ("cql", "cql"), "bcq": ("bcq", "bcq")}  # fmt: skip
+OFFLINE_RL = ("iql", "cql", "bcq")
+NAMES = {"mlp": "bc_mlp vs BC", "rnn": "bc_rnn vs BC-RNN", "iql": "iql vs IQL",
+         "cql": "cql vs CQL", "bcq": "bcq vs BCQ"}  # fmt: skip
 RESULTS = Path("results/benchmarks")
 
 
@@ -59,10 +93,12 @@ def _polymimic(path: str, model: str, steps: int) -> dict[str, Any]:
     from polymimic.policies.base import policy_class
     from polymimic.policies.train import TrainConfig, train
 
-    name = {"mlp": "bc_mlp", "rnn": "bc_rnn"}[model]
+    name = MODELS[model][0]
     obs_keys, obs_dim, action_dim = dataset_dims(path, list(OBS_KEYS))
-    policy = build_policy({"type": name, **policy_class(name).presets["cpu_small"]},
-                          obs_keys, obs_dim, action_dim)  # fmt: skip
+    values = {"type": name, **policy_class(name).presets["cpu_small"]}
+    if model in OFFLINE_RL:
+        values["use_failed"] = False  # the train mask only, as robomimic's filter
+    policy = build_policy(values, obs_keys, obs_dim, action_dim)
     dataset = WindowDataset(path, obs_keys, "train", spec=policy.batch_spec())
     policy.set_normalization(dataset.stats())
     config = TrainConfig(num_steps=steps, batch_size=BATCH, log_every=steps, save_every=0,
@@ -72,7 +108,7 @@ def _polymimic(path: str, model: str, steps: int) -> dict[str, Any]:
     # train_wall_s: the steps themselves (the final checkpoint write is not in it)
     return {"samples_per_s": steps * BATCH / metrics["train_wall_s"], "steps": steps,
             "wall_s": metrics["train_wall_s"], "items": len(dataset),
-            "loss": metrics["loss"]}  # fmt: skip
+            "losses": {k: v for k, v in metrics.items() if k.endswith("loss")}}  # fmt: skip
 
 
 def _torchvision_stand_in() -> None:
@@ -96,7 +132,29 @@ def _torchvision_stand_in() -> None:
                         "torchvision.models": models})  # fmt: skip
 
 
+def _robomimic_offline_rl(config: Any, model: str, action_dim: int) -> None:
+    """The sizes matched to polymimic's ``cpu_small`` (module docstring), set in ``config``."""
+    algo = config.algo
+    algo.critic.layer_dims = (256, 256)
+    algo.critic.ensemble.n = 2
+    algo.actor.layer_dims = (256, 256)
+    if model == "cql":
+        algo.critic.num_random_actions = 10
+        algo.critic.num_action_samples = 1
+        algo.critic.target_q_gap = None  # a fixed CQL weight, not the Lagrange variant
+    elif model == "bcq":
+        algo.actor.enabled = True  # the perturbation network of the paper's BCQ
+        algo.critic.num_action_samples = 10
+        algo.critic.ensemble.weight = 0.75
+        vae = algo.action_sampler.vae
+        vae.encoder_layer_dims = vae.decoder_layer_dims = (256, 256)
+        vae.latent_dim = 2 * action_dim
+        vae.latent_clip = 0.5
+        vae.kl_weight = 0.5
+
+
 def _robomimic(path: str, model: str, steps: int) -> dict[str, Any]:
+    import h5py
     import numpy as np
 
     _torchvision_stand_in()
@@ -107,16 +165,22 @@ def _robomimic(path: str, model: str, steps: int) -> dict[str, Any]:
     from robomimic.utils.dataset import SequenceDataset
     from torch.utils.data import DataLoader
 
-    config = config_factory("bc")
+    with h5py.File(path, "r") as f:
+        action_dim = int(f["data"][next(iter(f["data"]))]["actions"].shape[-1])
+    config = config_factory(MODELS[model][1])
+    offline_rl = model in OFFLINE_RL
     with config.values_unlocked():
         config.observation.modalities.obs.low_dim = list(OBS_KEYS)
-        config.algo.optim_params.policy.learning_rate.initial = 1e-3
         config.train.batch_size = BATCH
+        seq = 1
+        if offline_rl:
+            _robomimic_offline_rl(config, model, action_dim)
+        else:
+            config.algo.optim_params.policy.learning_rate.initial = 1e-3
         if model == "mlp":
             config.algo.actor_layer_dims = (256, 256)
             config.algo.gmm.enabled = False
-            seq = 1
-        else:
+        elif model == "rnn":
             config.algo.actor_layer_dims = ()
             config.algo.rnn.enabled = True
             config.algo.rnn.horizon = SEQ_RNN
@@ -140,25 +204,29 @@ def _robomimic(path: str, model: str, steps: int) -> dict[str, Any]:
                 mean, std = values.mean(axis=0), values.std(axis=0)
                 std = np.where(std < 1e-6, 1.0, std)  # polymimic's Normalizer guards the same
                 for demo in demo_list:
-                    cache[demo]["obs"][key] = ((cache[demo]["obs"][key] - mean) / std).astype(np.float32)
+                    for part in ("obs", "next_obs") if load_next_obs else ("obs",):
+                        raw = cache[demo][part][key]
+                        cache[demo][part][key] = ((raw - mean) / std).astype(np.float32)
             return cache
 
+    keys = ("actions", "rewards", "dones") if offline_rl else ("actions",)
     dataset = StandardisedOnce(
-        hdf5_path=path, obs_keys=OBS_KEYS, dataset_keys=("actions",), load_next_obs=False,
+        hdf5_path=path, obs_keys=OBS_KEYS, dataset_keys=keys, load_next_obs=offline_rl,
         frame_stack=1, seq_length=seq, pad_frame_stack=True, pad_seq_length=True,
         get_pad_mask=False, goal_mode=None, hdf5_cache_mode="all", hdf5_use_swmr=True,
         hdf5_normalize_obs=False, filter_by_attribute="train",
     )  # fmt: skip
     shapes = {k: dataset[0]["obs"][k].shape[1:] for k in OBS_KEYS}
     ac_dim = dataset[0]["actions"].shape[-1]
-    algo = algo_factory("bc", config, obs_key_shapes=shapes, ac_dim=ac_dim, device=torch.device("cpu"))
+    algo = algo_factory(MODELS[model][1], config, obs_key_shapes=shapes, ac_dim=ac_dim,
+                        device=torch.device("cpu"))  # fmt: skip
     loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, drop_last=True, num_workers=0)
     started = time.perf_counter()
     log = train_utils.run_epoch(algo, loader, epoch=1, num_steps=steps)
     wall = time.perf_counter() - started
+    losses = {k: float(v) for k, v in log.items() if "loss" in k.lower()}
     return {"samples_per_s": steps * BATCH / wall, "steps": steps, "wall_s": wall,
-            "items": len(dataset), "loss": float(log["Loss"]),
-            "algo": type(algo).__name__}  # fmt: skip
+            "items": len(dataset), "losses": losses, "algo": type(algo).__name__}  # fmt: skip
 
 
 def worker(side: str, path: str, model: str, steps: int, threads: int) -> None:
@@ -174,15 +242,16 @@ def _measure(side: str, path: Path, model: str, steps: int, threads: int) -> dic
     command = [sys.executable, __file__, "--worker", side, "--file", str(path), "--model", model,
                "--steps", str(steps), "--threads", str(threads)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    load = os.getloadavg()  # other jobs on the machine slow a run; say how busy it was
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{side} {model} run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "loadavg_at_start": load}
 
 
 def compare(path: Path, threads: list[int], repeats: int, steps: dict[str, int]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
-    for model in ("mlp", "rnn"):
+    for model in steps:
         for t in threads:
             runs: dict[str, list[dict[str, Any]]] = {"polymimic": [], "robomimic": []}
             for _ in range(repeats):
@@ -197,13 +266,17 @@ def compare(path: Path, threads: list[int], repeats: int, steps: dict[str, int])
 
 
 def _table(rows: dict[str, Any]) -> str:
-    names = {"mlp": "bc_mlp vs BC", "rnn": "bc_rnn vs BC-RNN"}
+    names = NAMES
     lines = [f"{'':18} {'threads':>7} {'polymimic/s':>12} {'robomimic/s':>12} {'ratio':>7}"]
     for row in rows.values():
         m = row["median_samples_per_s"]
         lines.append(f"{names[row['model']]:18} {row['threads']:7d} {m['polymimic']:12.0f} "
                      f"{m['robomimic']:12.0f} {row['ratio']:6.2f}x")  # fmt: skip
     return "\n".join(lines)
+
+
+def _load(values: tuple[float, ...]) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
 
 
 def main() -> None:
@@ -213,6 +286,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mlp-steps", type=int, default=400)
     parser.add_argument("--rnn-steps", type=int, default=100)
+    parser.add_argument("--offline-rl-steps", type=int, default=200,
+                        help="steps of each iql, cql and bcq measurement")
+    parser.add_argument("--models", nargs="+", default=["mlp", "rnn"], choices=list(MODELS))
     parser.add_argument("--out", type=Path, default=RESULTS / "train_throughput.json")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", default="mlp", help=argparse.SUPPRESS)
@@ -223,8 +299,11 @@ def main() -> None:
         return
     from polymimic.io import atomic_write_json, library_versions
 
-    rows = compare(args.file, args.threads, args.repeats,
-                   {"mlp": args.mlp_steps, "rnn": args.rnn_steps})  # fmt: skip
+    steps = {"mlp": args.mlp_steps, "rnn": args.rnn_steps,
+             **dict.fromkeys(OFFLINE_RL, args.offline_rl_steps)}  # fmt: skip
+    load_before = os.getloadavg()
+    rows = compare(args.file, args.threads, args.repeats, {m: steps[m] for m in args.models})
+    load = {"before": load_before, "after": os.getloadavg()}
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     table = _table(rows)
     print(table)
@@ -237,11 +316,13 @@ def main() -> None:
         versions["robomimic"] = None
     atomic_write_json(args.out, {"command": command, "file": str(args.file), "batch_size": BATCH,
                                  "obs_keys": list(OBS_KEYS), "repeats": args.repeats,
-                                 "rows": rows, "versions": versions})  # fmt: skip
+                                 "loadavg": load, "rows": rows,
+                                 "versions": versions})  # fmt: skip
     args.out.with_suffix(".txt").write_text(
         f"$ {command}\ntraining samples/s (batch {BATCH}, median of {args.repeats} fresh "
         f"processes per side, sides alternating; dataset loading not timed; "
-        f"os.cpu_count()={os.cpu_count()})\n{table}\n(ratio: polymimic / robomimic)\n"
+        f"os.cpu_count()={os.cpu_count()}; os.getloadavg() before {_load(load['before'])}, "
+        f"after {_load(load['after'])})\n{table}\n(ratio: polymimic / robomimic)\n"
     )
 
 
