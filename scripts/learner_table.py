@@ -1,6 +1,7 @@
-"""The Push learner table (issue 17): every learner's ``cpu_small`` preset, one seed, trained
-for a wall-clock budget on the full ``train`` mask and on the better-operator subset, its last
-checkpoint evaluated with the evaluation protocol.
+"""The Push learner table (issues 17 and 14): every learner's ``cpu_small`` preset, one seed,
+trained for a wall-clock budget on each of its subsets, evaluated with the evaluation protocol:
+an imitation learner's last checkpoint; an offline-RL learner's checkpoints at 1/3, 2/3 and
+the end of its budget (so the table shows whether its success still rises).
 
 Usage (``results/learners/run.sh`` holds the exact commands of the committed table)::
 
@@ -17,7 +18,20 @@ time). ``<out>/table.md`` is rewritten after every step from what is on disk.
 **Subsets.** ``train``: the file's ``mask/train`` (successful demos outside ``mask/valid``).
 ``better``: those of them whose demo attribute ``quality`` is ``better`` (robomimic's
 better-operator split), written to the file as ``mask/better_train`` if it is missing.
-``mask/valid`` stays held out of both.
+``mask/valid`` stays held out of all. Offline-RL learners (``iql``, ``cql``, ``td3_bc``,
+``bcq``) get these two without failures (``policy.use_failed=false``: the very data of the
+imitation rows) and a third, ``train_failed``: ``train`` plus the failed demonstrations of
+``mask/failed`` (``policy.use_failed=true``, their default). ``better`` gets no failures: it
+is the better operators' data, and on Push v1 only 1 of the 48 failed demos is of quality
+``better`` (34 ``worse``, 13 ``okay``), so failures "of the better subset" would add nothing,
+and all failures would make it a different subset.
+
+**Checkpoints of offline-RL runs.** ``train.save_every`` only ever replaces
+``checkpoints/last``, so an offline-RL run trains in three legs with budgets of 1/3, 2/3 and
+all of ``--minutes`` (each leg resumes the previous one exactly; ``train.num_steps`` and so
+every schedule is the whole run's), and after each leg ``checkpoints/last`` is copied to
+``checkpoints/budget_<k>of3``; each copy is evaluated into ``eval_<k>of3/eval_info.json``;
+``checkpoints.json`` records each copy's step and training time.
 
 **Budget.** A short calibration run (``--calibrate-steps`` steps in a scratch directory,
 deleted afterwards) measures the learner's steps/s; ``train.num_steps`` is set to what the
@@ -26,10 +40,11 @@ budget would hold at that speed, so learning-rate schedules that depend on the r
 when the budget is spent whichever comes first. Both go into ``plan.json`` once and are
 reused by every later resume, so a resumed run is the same run.
 
-**Resuming.** Rerunning skips runs whose ``eval_info.json`` exists, evaluates runs whose
-training finished (``train_metrics.json`` says so), and continues interrupted training with
-``train.resume=true`` from the last checkpoint (the budget counts the training time the
-checkpoint recorded). Runs are done one at a time, each with one torch thread.
+**Resuming.** Rerunning skips runs whose evaluations exist, evaluates runs whose training
+finished (``train_metrics.json`` says so; for offline RL, the leg's checkpoint copy exists),
+and continues interrupted training with ``train.resume=true`` from the last checkpoint (the
+budget counts the training time the checkpoint recorded). Runs are done one at a time, each
+with one torch thread.
 """
 
 from __future__ import annotations
@@ -51,11 +66,18 @@ import h5py
 from polymimic.datasets.hdf5 import write_masks
 from polymimic.datasets.reader import demo_attrs, demo_names, open_dataset
 
-LEARNERS = (
+IMITATION = (
     "bc_mlp", "bc_gmm", "bc_rnn", "bc_transformer", "bet", "diffusion", "diffusion_transformer",
 )  # fmt: skip
+OFFLINE_RL = ("iql", "cql", "td3_bc", "bcq")
+LEARNERS = IMITATION + OFFLINE_RL
 #: subset name -> the mask it trains on
-SUBSETS = {"train": "train", "better": "better_train"}
+SUBSETS = {"train": "train", "train_failed": "train", "better": "better_train"}
+#: subset -> policy.use_failed of an offline-RL learner (imitation learners have no such switch)
+USE_FAILED = {"train": False, "train_failed": True, "better": False}
+IMITATION_SUBSETS = ("train", "better")
+#: an offline-RL run is evaluated after each of this many equal parts of its budget
+LEGS = 3
 REPO = Path(__file__).resolve().parent.parent
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -66,9 +88,22 @@ def polymimic_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "polymimic.cli.main"]
 
 
+def subsets_of(learner: str) -> tuple[str, ...]:
+    """The subsets a learner is trained on (``train_failed`` only for offline RL)."""
+    return tuple(SUBSETS) if learner in OFFLINE_RL else IMITATION_SUBSETS
+
+
+def subset_demos(f: h5py.File, subset: str) -> list[str]:
+    """The demos a subset trains on: its mask, plus ``mask/failed`` for ``train_failed``."""
+    names = demo_names(f, SUBSETS[subset])
+    if subset == "train_failed" and "mask/failed" in f:
+        names += [n for n in demo_names(f, "failed") if n not in set(names)]
+    return names
+
+
 def ensure_subset_masks(dataset: Path) -> dict[str, int]:
     """Write ``mask/better_train`` (``train`` demos of ``better`` quality) if it is missing or
-    differs; return the number of demos of every subset's mask."""
+    differs; return the number of demos of every subset."""
     with open_dataset(dataset) as f:
         train = demo_names(f, "train")
         better = [n for n in train if demo_attrs(f["data"][n]).get("quality") == "better"]
@@ -77,13 +112,14 @@ def ensure_subset_masks(dataset: Path) -> dict[str, int]:
         raise SystemExit(f"{dataset}: no train demo has quality 'better'")
     if existing != better:
         write_masks(dataset, {"better_train": better})
-    return {"train": len(train), "better": len(better)}
-
-
-def mask_steps(dataset: Path, filter_key: str) -> int:
-    """Training items of a mask: the summed length of its demos (``len(WindowDataset)``)."""
     with open_dataset(dataset) as f:
-        return sum(int(f["data"][n]["actions"].shape[0]) for n in demo_names(f, filter_key))
+        return {subset: len(subset_demos(f, subset)) for subset in SUBSETS}
+
+
+def subset_steps(dataset: Path, subset: str) -> int:
+    """Training items of a subset: the summed length of its demos (``len(WindowDataset)``)."""
+    with open_dataset(dataset) as f:
+        return sum(int(f["data"][n]["actions"].shape[0]) for n in subset_demos(f, subset))
 
 
 def dataset_identity(dataset: Path) -> dict[str, Any]:
@@ -111,10 +147,11 @@ def run_logged(command: list[str], run_dir: Path, output_name: str) -> int:
     return result.returncode
 
 
-def train_overrides(args: argparse.Namespace, learner: str, filter_key: str) -> list[str]:
+def train_overrides(args: argparse.Namespace, learner: str, subset: str) -> list[str]:
+    switch = [f"policy.use_failed={str(USE_FAILED[subset]).lower()}"] if learner in OFFLINE_RL else []
     return [
-        f"dataset={args.dataset}", f"filter_key={filter_key}", f"policy={learner}/cpu_small",
-        f"seed={args.seed}", "device=cpu", "train.progress_bar=false",
+        f"dataset={args.dataset}", f"filter_key={SUBSETS[subset]}", f"policy={learner}/cpu_small",
+        *switch, f"seed={args.seed}", "device=cpu", "train.progress_bar=false",
     ]  # fmt: skip
 
 
@@ -124,7 +161,7 @@ def calibrate(args: argparse.Namespace, learner: str, subset: str, run_dir: Path
     shutil.rmtree(scratch, ignore_errors=True)
     steps = args.calibrate_steps
     command = [
-        *polymimic_command(), "train", *train_overrides(args, learner, SUBSETS[subset]),
+        *polymimic_command(), "train", *train_overrides(args, learner, subset),
         f"train.num_steps={steps}", f"train.log_every={max(1, steps // 2)}", "train.save_every=0",
         f"hydra.run.dir={scratch}",
     ]  # fmt: skip
@@ -152,6 +189,9 @@ def plan_run(args: argparse.Namespace, learner: str, subset: str, run_dir: Path)
         # about 30 checkpoints per budget: an interruption loses ~1/30 of it
         "save_every": max(1, num_steps // 30), "log_every": max(1, num_steps // 200),
     }  # fmt: skip
+    if learner in OFFLINE_RL:
+        plan.update(use_failed=USE_FAILED[subset], legs=LEGS)
+    run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plan, indent=2) + "\n")
     return plan
 
@@ -164,14 +204,14 @@ def training_finished(run_dir: Path, plan: dict) -> bool:
     return metrics.get("stopped_by") == "max_minutes" or metrics.get("step") == plan["num_steps"]
 
 
-def train_run(args: argparse.Namespace, plan: dict, run_dir: Path) -> None:
+def train_run(args: argparse.Namespace, plan: dict, run_dir: Path, minutes: float) -> None:
+    """Train (or resume) the run until ``minutes`` of training time or its last step."""
     resume = (run_dir / "checkpoints" / "last").is_dir() or (
         run_dir / "checkpoints" / "last.previous"
     ).is_dir()
     command = [
-        *polymimic_command(), "train",
-        *train_overrides(args, plan["learner"], plan["filter_key"]),
-        f"train.num_steps={plan['num_steps']}", f"train.max_minutes={plan['minutes']}",
+        *polymimic_command(), "train", *train_overrides(args, plan["learner"], plan["subset"]),
+        f"train.num_steps={plan['num_steps']}", f"train.max_minutes={minutes}",
         f"train.save_every={plan['save_every']}", f"train.log_every={plan['log_every']}",
         f"hydra.run.dir={run_dir}", *(["train.resume=true"] if resume else []),
     ]  # fmt: skip
@@ -179,11 +219,36 @@ def train_run(args: argparse.Namespace, plan: dict, run_dir: Path) -> None:
         raise RuntimeError(f"training {run_dir} failed; see {run_dir / 'train_output.txt'}")
 
 
-def eval_run(args: argparse.Namespace, run_dir: Path) -> None:
+def leg_checkpoint(run_dir: Path, leg: int, legs: int) -> Path:
+    return run_dir / "checkpoints" / f"budget_{leg}of{legs}"
+
+
+def leg_eval_dir(run_dir: Path, leg: int, legs: int) -> Path:
+    return run_dir / f"eval_{leg}of{legs}"
+
+
+def keep_leg_checkpoint(run_dir: Path, leg: int, legs: int) -> None:
+    """Copy ``checkpoints/last`` to the leg's directory and record its step and training
+    time in ``checkpoints.json``. The copy is staged and renamed last, so a leg whose
+    directory exists is complete and recorded."""
+    target = leg_checkpoint(run_dir, leg, legs)
+    staging = target.with_name(target.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(run_dir / "checkpoints" / "last", staging)
+    state = json.loads((staging / "training_state.json").read_text())
+    path = run_dir / "checkpoints.json"
+    record = _read(path) or {}
+    record[target.name] = {"fraction": f"{leg}/{legs}", "step": state["step"],
+                           "train_wall_s": state.get("train_wall_s")}  # fmt: skip
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    staging.rename(target)
+
+
+def eval_run(args: argparse.Namespace, run_dir: Path, checkpoint: Path, out_dir: Path) -> None:
     command = [
-        *polymimic_command(), "eval", "--checkpoint", str(run_dir / "checkpoints" / "last"),
+        *polymimic_command(), "eval", "--checkpoint", str(checkpoint),
         "--protocol", args.protocol, "--workers", str(args.workers),
-        "--video-episodes", str(args.video_episodes), "--out-dir", str(run_dir),
+        "--video-episodes", str(args.video_episodes), "--out-dir", str(out_dir),
         "--dataset", str(args.dataset), "--overwrite",
     ]  # fmt: skip
     if args.contexts is not None:
@@ -205,43 +270,90 @@ def _interval(value: float | None, interval: list | None) -> str:
     return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
-def table_row(out: Path, learner: str, subset: str, items: dict[str, int]) -> str:
-    run_dir = out / learner / subset
+def _success(info: dict) -> str:
+    agg = info["aggregated"]
+    return f"{agg['num_successes']}/{agg['num_episodes']} = " + _interval(
+        agg["success_rate"], agg["success_rate_ci95"]
+    )
+
+
+def _entropies(info: dict | None) -> list[str]:
+    if info is None:
+        return ["", ""]
+    agg = info["aggregated"]
+    return [_interval(agg["behaviour_entropy"], agg["behaviour_entropy_ci95"]),
+            _interval(agg["conditional_behaviour_entropy"],
+                      agg.get("conditional_behaviour_entropy_ci95"))]  # fmt: skip
+
+
+def training_cells(run_dir: Path, items: int, finished: bool) -> list[str] | None:
+    """steps, epochs, training minutes, stopped by; from the final metrics once ``finished``,
+    else from the log (interrupted or running); None before the first log line."""
     plan = _read(run_dir / "plan.json")
-    metrics = _read(run_dir / "train_metrics.json")
-    info = _read(run_dir / "eval_info.json")
-    config = _read(run_dir / "train_config.json")
-    if metrics is None:  # interrupted or running: the log says how far it got
+    metrics = _read(run_dir / "train_metrics.json") if finished else None
+    if metrics is None:
         log = run_dir / "train_log.jsonl"
         lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
         losses = [line for line in lines if "train_wall_s" in line]
         metrics = {**losses[-1], "stopped_by": "(running)"} if losses else None
-    cells = [learner, subset]
     if metrics is None:
-        return "| " + " | ".join(cells + ["pending"] + [""] * 6) + " |"
+        return None
+    config = _read(run_dir / "train_config.json")
     batch = (config or {}).get("train", {}).get("batch_size", 256)
-    epochs = metrics["step"] * batch / items[subset]
-    cells += [
+    return [
         f"{metrics['step']}" + (f" / {plan['num_steps']}" if plan else ""),
-        f"{epochs:.1f}",
+        f"{metrics['step'] * batch / items:.1f}",
         f"{metrics.get('train_wall_s', float('nan')) / 60:.1f}",
         str(metrics.get("stopped_by", "")),
     ]
-    if info is None:
-        return "| " + " | ".join(cells + ["not evaluated", "", ""]) + " |"
-    agg = info["aggregated"]
-    cells += [
-        f"{agg['num_successes']}/{agg['num_episodes']} = "
-        + _interval(agg["success_rate"], agg["success_rate_ci95"]),
-        _interval(agg["behaviour_entropy"], agg["behaviour_entropy_ci95"]),
-        _interval(agg["conditional_behaviour_entropy"],
-                  agg.get("conditional_behaviour_entropy_ci95")),
-    ]  # fmt: skip
-    return "| " + " | ".join(cells) + " |"
+
+
+def table_row(out: Path, learner: str, subset: str, items: dict[str, int]) -> str:
+    """An imitation learner's row: its last checkpoint's evaluation."""
+    run_dir = out / learner / subset
+    finished = (run_dir / "train_metrics.json").exists()
+    training = training_cells(run_dir, items[subset], finished)
+    if training is None:
+        return "| " + " | ".join([learner, subset, "pending"] + [""] * 6) + " |"
+    info = _read(run_dir / "eval_info.json")
+    evaluated = [_success(info), *_entropies(info)] if info else ["not evaluated", "", ""]
+    return "| " + " | ".join([learner, subset, *training, *evaluated]) + " |"
+
+
+def offline_rl_row(out: Path, learner: str, subset: str, items: dict[str, int]) -> str:
+    """An offline-RL learner's row: success at each kept checkpoint (with its step), the
+    entropies of the last."""
+    run_dir = out / learner / subset
+    legs = (_read(run_dir / "plan.json") or {}).get("legs", LEGS)
+    finished = leg_checkpoint(run_dir, legs, legs).is_dir()
+    training = training_cells(run_dir, items[subset], finished)
+    if training is None:
+        return "| " + " | ".join([learner, subset, "pending"] + [""] * (5 + legs)) + " |"
+    kept = _read(run_dir / "checkpoints.json") or {}
+    cells = []
+    for leg in range(1, legs + 1):
+        step = kept.get(leg_checkpoint(run_dir, leg, legs).name, {}).get("step")
+        info = _read(leg_eval_dir(run_dir, leg, legs) / "eval_info.json")
+        cell = _success(info) if info else ("not evaluated" if step is not None else "")
+        cells.append(cell + (f" (step {step})" if step is not None else ""))
+    final = _read(leg_eval_dir(run_dir, legs, legs) / "eval_info.json")
+    return "| " + " | ".join([learner, subset, *training, *cells, *_entropies(final)]) + " |"
 
 
 def _read(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def table_runs(args: argparse.Namespace, learners: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(learner, subset) rows: those asked for and those already on disk (so a second
+    invocation for other learners keeps the first one's rows)."""
+    return [
+        (learner, subset)
+        for learner in learners
+        if learner in args.learners or (args.out / learner).is_dir()
+        for subset in subsets_of(learner)
+        if subset in args.subsets or (args.out / learner / subset).is_dir()
+    ]
 
 
 def write_table(args: argparse.Namespace, items: dict[str, int], demos: dict[str, int]) -> None:
@@ -250,34 +362,90 @@ def write_table(args: argparse.Namespace, items: dict[str, int], demos: dict[str
         f"{args.rollouts or 'all'} rollouts)"
     )  # fmt: skip
     identity = dataset_identity(args.dataset)
+    masks = {"train": "mask `train`", "train_failed": "masks `train` + `failed`",
+             "better": "mask `better_train`"}  # fmt: skip
     lines = [
-        "# Push learner table (issue 17)",
+        "# Push learner table (issues 17 and 14)",
         "",
         f"Data: `{identity['dataset']}` (generation code `{identity['generation_code']}`); "
-        + ", ".join(f"`{s}` = mask `{SUBSETS[s]}` ({demos[s]} demos, {items[s]} steps)"
-                    for s in args.subsets) + ".",  # fmt: skip
+        + ", ".join(f"`{s}` = {masks[s]} ({demos[s]} demos, {items[s]} steps)"
+                    for s in SUBSETS) + ".",  # fmt: skip
         f"Every learner's `cpu_small` preset, seed {args.seed}, CPU with one torch thread, a "
         f"training budget of {args.minutes:g} min (`train.max_minutes`; `train.num_steps` "
-        "from a calibration of the learner's speed, see each run's `plan.json`). The last "
-        "checkpoint is evaluated (EMA weights where the learner keeps one), protocol "
-        f"`{protocol}` of `polymimic/Push-v1` (test contexts).",
+        "from a calibration of the learner's speed, see each run's `plan.json`). Evaluation "
+        f"protocol `{protocol}` of `polymimic/Push-v1` (test contexts).",
         "Success: successes/episodes with its 95% interval (the protocol's, clustered by "
         "context); behaviour entropy over successful episodes, log base = number of "
         "behaviours, with its 95% interval; conditional entropy: mean per-context entropy.",
         "Commands: `results/learners/run.sh`; each run's own commands in its `commands.txt`.",
         "",
+        "## Imitation learners",
+        "",
+        "The last checkpoint is evaluated (EMA weights where the learner keeps one).",
+        "",
         "| learner | subset | steps | epochs | train min | stopped by | success | "
         "behaviour entropy | conditional entropy |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for learner in args.learners:
-        for subset in args.subsets:
-            lines.append(table_row(args.out, learner, subset, items))
+    lines += [table_row(args.out, *run, items) for run in table_runs(args, IMITATION)]
+    offline = table_runs(args, OFFLINE_RL)
+    if offline:
+        lines += [
+            "", "## Offline RL learners", "",
+            "Reward: the dataset's sparse success reward (1 at the success step, which "
+            "terminates; 0 otherwise). `train` and `better` without failed demos "
+            "(`policy.use_failed=false`, the imitation rows' data), `train_failed` with "
+            "them. Each run is evaluated at the checkpoints after 1/3, 2/3 and all of its "
+            "budget (the step in brackets); the entropies are the last checkpoint's.",
+            "",
+            "| learner | subset | steps | epochs | train min | stopped by | success 1/3 | "
+            "success 2/3 | success end | behaviour entropy | conditional entropy |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]  # fmt: skip
+        lines += [offline_rl_row(args.out, *run, items) for run in offline]
     path = args.out / "table.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
+
+
+def run_done(run_dir: Path, learner: str) -> bool:
+    if learner not in OFFLINE_RL:
+        return (run_dir / "eval_info.json").exists()
+    legs = (_read(run_dir / "plan.json") or {}).get("legs", LEGS)
+    return all((leg_eval_dir(run_dir, k, legs) / "eval_info.json").exists()
+               for k in range(1, legs + 1))  # fmt: skip
+
+
+def imitation_run(args: argparse.Namespace, plan: dict, run_dir: Path, refresh: Any) -> None:
+    if not training_finished(run_dir, plan):
+        print(f"{run_dir}: training ({plan['num_steps']} steps, {plan['minutes']:g} min)",
+              flush=True)  # fmt: skip
+        train_run(args, plan, run_dir, plan["minutes"])
+        refresh()
+    print(f"{run_dir}: evaluating", flush=True)
+    eval_run(args, run_dir, run_dir / "checkpoints" / "last", run_dir)
+    refresh()
+
+
+def offline_rl_run(args: argparse.Namespace, plan: dict, run_dir: Path, refresh: Any) -> None:
+    """Leg by leg: train to the leg's share of the budget, keep the checkpoint, evaluate it
+    (so the table fills in while later legs train)."""
+    legs = plan["legs"]
+    for leg in range(1, legs + 1):
+        kept = leg_checkpoint(run_dir, leg, legs)
+        if not kept.is_dir():
+            minutes = plan["minutes"] if leg == legs else plan["minutes"] * leg / legs
+            print(f"{run_dir}: training leg {leg}/{legs} (to {minutes:g} min)", flush=True)
+            train_run(args, plan, run_dir, minutes)
+            keep_leg_checkpoint(run_dir, leg, legs)
+            refresh()
+        out_dir = leg_eval_dir(run_dir, leg, legs)
+        if not (out_dir / "eval_info.json").exists():
+            print(f"{run_dir}: evaluating {kept.name}", flush=True)
+            eval_run(args, run_dir, kept, out_dir)
+            refresh()
 
 
 # ----------------------------------------------------------------------------------- driver
@@ -310,25 +478,19 @@ def main(argv: list[str] | None = None) -> int:
     args.dataset = args.dataset.resolve()
     args.out = args.out.resolve()
     demos = ensure_subset_masks(args.dataset)
-    items = {subset: mask_steps(args.dataset, key) for subset, key in SUBSETS.items()}
+    items = {subset: subset_steps(args.dataset, subset) for subset in SUBSETS}
     write_table(args, items, demos)
     if args.table_only:
         return 0
-    for learner in args.learners:  # both subsets of a learner, then the next learner
-        for subset in args.subsets:
+    for learner in args.learners:  # every subset of a learner, then the next learner
+        for subset in [s for s in args.subsets if s in subsets_of(learner)]:
             run_dir = args.out / learner / subset
-            if (run_dir / "eval_info.json").exists():
+            if run_done(run_dir, learner):
                 print(f"{learner}/{subset}: done", flush=True)
                 continue
             plan = plan_run(args, learner, subset, run_dir)
-            if not training_finished(run_dir, plan):
-                print(f"{learner}/{subset}: training ({plan['num_steps']} steps, "
-                      f"{plan['minutes']:g} min)", flush=True)  # fmt: skip
-                train_run(args, plan, run_dir)
-                write_table(args, items, demos)
-            print(f"{learner}/{subset}: evaluating", flush=True)
-            eval_run(args, run_dir)
-            write_table(args, items, demos)
+            run = offline_rl_run if learner in OFFLINE_RL else imitation_run
+            run(args, plan, run_dir, lambda: write_table(args, items, demos))
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates results/learners: the Push learner table (issue 17) and the DDIM-vs-DDPM
+# Regenerates results/learners: the Push learner table (issues 17 and 14) and the DDIM-vs-DDPM
 # comparison. Resumable: rerunning skips finished runs and resumes interrupted training.
 # One run at a time, one torch thread each (scripts/learner_table.py sets OMP_NUM_THREADS=1).
 #   nohup nice -n 19 bash results/learners/run.sh > /tmp/learner_table.log 2>&1 &
@@ -44,3 +44,10 @@ fi
 # checkpoint evaluated with the full Push protocol (30 contexts x 16 rollouts = 480 episodes).
 .venv/bin/python scripts/learner_table.py --dataset "$DATA" --minutes 45 --protocol full \
   --workers 1 --learners bc_mlp bc_gmm bc_rnn bc_transformer bet diffusion diffusion_transformer
+
+# Offline RL (issue 14), after the imitation learners, into the same table.md: each learner's
+# cpu_small preset, 45 min on train (no failures), train_failed (train + mask failed) and
+# better (no failures), each run evaluated after 1/3, 2/3 and all of its budget (full protocol
+# each time), so the table shows whether success still rises.
+.venv/bin/python scripts/learner_table.py --dataset "$DATA" --minutes 45 --protocol full \
+  --workers 1 --learners iql cql td3_bc bcq --subsets train train_failed better
