@@ -18,7 +18,13 @@ import pytest
 from polymimic.datasets.generate import generate_dataset
 from polymimic.datasets.hdf5 import demo_names, read_episode
 from polymimic.datasets.registry import DATASETS, DatasetSpec, expected_behaviour_shares
-from polymimic.operators import TASK_OPERATORS, Operator, Strategy, task_behaviours
+from polymimic.operators import (
+    OPERATOR_FAMILIES,
+    TASK_OPERATORS,
+    Operator,
+    Strategy,
+    task_behaviours,
+)
 
 SPECS = list(DATASETS.values())
 NAMES = [spec.name for spec in SPECS]
@@ -36,8 +42,9 @@ FIRST_TWO_OPERATORS_ONLY = {
 
 
 def test_every_task_with_operators_has_one_multi_operator_dataset() -> None:
-    assert sorted(spec.env_id for spec in SPECS) == sorted(TASK_OPERATORS)
-    for spec in SPECS:
+    scripted = [spec for spec in SPECS if spec.family == "scripted"]
+    assert sorted(spec.env_id for spec in scripted) == sorted(TASK_OPERATORS)
+    for spec in scripted:
         task = spec.env_id.removeprefix("polymimic/").removesuffix("-v1").lower()
         assert spec.name == f"polymimic/{task}/multi-operator-v1"
 
@@ -66,8 +73,26 @@ def test_population_has_a_style_conflict_and_a_behaviour_difference(spec: Datase
 
 
 def test_operator_seeds_are_distinct_across_all_datasets() -> None:
-    seeds = [op.seed for spec in SPECS for op in spec.operators]
+    """Distinct across the scripted datasets; another family's twin reuses its twin's."""
+    seeds = [op.seed for spec in SPECS if spec.family == "scripted" for op in spec.operators]
     assert len(set(seeds)) == len(seeds), Counter(seeds).most_common(3)
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.family != "scripted"],
+                         ids=[s.name for s in SPECS if s.family != "scripted"])  # fmt: skip
+def test_another_family_dataset_is_its_scripted_twin_but_for_the_family(spec: DatasetSpec) -> None:
+    """Same task, operators (labels and seeds) and demo count: a paired comparison."""
+    task = spec.name.split("/")[1]
+    assert spec.name == f"polymimic/{task}/{spec.family}-v1"
+    assert spec.family in OPERATOR_FAMILIES and spec.env_id in OPERATOR_FAMILIES[spec.family]
+    twin = DATASETS[f"polymimic/{task}/multi-operator-v1"]
+    assert (spec.env_id, spec.env_kwargs, spec.demos_per_operator) == (
+        twin.env_id, twin.env_kwargs, twin.demos_per_operator,
+    )  # fmt: skip
+    rows = [(op.labels(), op.seed, op.strategy, op.skill) for op in spec.operators]
+    assert rows == [(op.labels(), op.seed, op.strategy, op.skill) for op in twin.operators]
+    pairs = zip(spec.operators, twin.operators, strict=True)
+    assert all(type(a.style) is not type(b.style) for a, b in pairs)
 
 
 def test_push_population_is_unchanged() -> None:

@@ -112,6 +112,7 @@ def generation_params(spec: DatasetSpec, demos_per_operator: int) -> dict[str, A
         "demos_per_operator": demos_per_operator,
         "env_id": spec.env_id,
         "env_kwargs": dict(spec.env_kwargs),
+        "family": spec.family,
         "operators": [{**op.labels(), "seed": op.seed} for op in spec.operators],
         # Full definitions (strategy weights, style and skill parameters): a recalibrated
         # skill keeps its label but changes every demo.
@@ -149,7 +150,7 @@ def _record(spec: DatasetSpec, job: DemoJob) -> Episode:
     if env is None:
         env = _WORKER_ENVS[key] = gym.make(spec.env_id, **spec.env_kwargs)
     operator = spec.operators[job.operator_index]
-    episode = record_episode(env, operator, job.seed)
+    episode = record_episode(env, operator, job.seed, family=spec.family)
     episode.attrs["demo_index"] = job.demo_index
     return episode
 

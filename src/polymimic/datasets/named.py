@@ -34,6 +34,8 @@ from polymimic.operators import task_behaviours
 from polymimic.operators.align import ALIGN_SKILLS, ALIGN_STRATEGIES, ALIGN_STYLES
 from polymimic.operators.avoid import AVOID_SKILLS, AVOID_STRATEGIES, AVOID_STYLES
 from polymimic.operators.base import Operator, Skill, Strategy
+from polymimic.operators.planner_avoid import PLANNED_AVOID_STYLES
+from polymimic.operators.planner_push import PLANNED_PUSH_STYLES
 from polymimic.operators.push import PUSH_SKILLS, PUSH_STRATEGIES, PUSH_STYLES
 from polymimic.operators.sort import SORT_SKILLS, SORT_STYLES, sort_strategies
 from polymimic.operators.stack import STACK_SKILLS, STACK_STRATEGIES, STACK_STYLES
@@ -231,6 +233,42 @@ STACK_MULTI_OPERATOR_V1 = DatasetSpec(
     ),
 )
 
+
+def family_twin(spec: DatasetSpec, family: str, tables: OperatorTables) -> DatasetSpec:
+    """``spec`` with its operators run by another operator family: a paired dataset.
+
+    Same task, operator ids, strategies, style names, skills, operator seeds, demo count
+    and episode seeds, so each demo starts from the same initial state with the same
+    original intention (drawn before the script is built) and the same
+    hand speed factors: the only difference is how the family plans. Named
+    ``polymimic/<task>/<family>-v1``. It reuses the twin's operator seeds on purpose.
+    """
+    rows = tuple(
+        (op.operator_id, op.strategy.name, op.style.name, op.skill.quality, op.seed)
+        for op in spec.operators
+    )
+    task = spec.name.split("/")[1]
+    return dataclasses.replace(
+        spec,
+        name=f"polymimic/{task}/{family}-v1",
+        operators=tables.population(*rows),
+        family=family,
+        description=(
+            f"The {family} operator family's twin of {spec.name} (same operators, seeds and "
+            f"initial states; free-space motion optimised by CHOMP). {spec.description}"
+        ),
+    )
+
+
+PUSH_PLANNER_V1 = family_twin(
+    PUSH_MULTI_OPERATOR_V1, "planner",
+    OperatorTables(PUSH_STRATEGIES, PLANNED_PUSH_STYLES, PUSH_SKILLS),
+)  # fmt: skip
+AVOID_PLANNER_V1 = family_twin(
+    AVOID_MULTI_OPERATOR_V1, "planner",
+    OperatorTables(AVOID_STRATEGIES, PLANNED_AVOID_STYLES, AVOID_SKILLS),
+)  # fmt: skip
+
 #: Every named dataset, in the order they are listed.
 NAMED_DATASETS: tuple[DatasetSpec, ...] = (
     PUSH_MULTI_OPERATOR_V1,
@@ -240,4 +278,6 @@ NAMED_DATASETS: tuple[DatasetSpec, ...] = (
     SORT4_MULTI_OPERATOR_V1,
     SORT6_MULTI_OPERATOR_V1,
     STACK_MULTI_OPERATOR_V1,
+    PUSH_PLANNER_V1,
+    AVOID_PLANNER_V1,
 )

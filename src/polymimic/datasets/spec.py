@@ -27,6 +27,8 @@ class DatasetSpec:
         operators: the population, in a fixed order.
         demos_per_operator: robomimic MH uses 50.
         description: what the mix is meant to exercise.
+        family: the operator family whose scripts the operators run
+            (``polymimic.operators.OPERATOR_FAMILIES``): ``"scripted"`` or ``"planner"``.
     """
 
     name: str
@@ -35,6 +37,7 @@ class DatasetSpec:
     demos_per_operator: int
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
+    family: str = "scripted"
 
     def episode_seed(self, operator_index: int, demo_index: int) -> int:
         """Seed of one demo, independent of how many demos per operator are generated.

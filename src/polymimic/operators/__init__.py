@@ -40,6 +40,8 @@ from polymimic.operators.base import (
     record_episode,
 )
 from polymimic.operators.motor import EXPERT_MOTOR, Hand, MotorSkill
+from polymimic.operators.planner_avoid import PLANNED_AVOID_STYLES, make_planned_avoid_script
+from polymimic.operators.planner_push import PLANNED_PUSH_STYLES, make_planned_push_script
 from polymimic.operators.push import PUSH_STYLES, make_push_script, push_scene_utilities
 from polymimic.operators.sort import SORT_STYLES, make_sort_script, sort_scene_utilities
 from polymimic.operators.stack import STACK_STYLES, make_stack_script, stack_scene_utilities
@@ -102,13 +104,45 @@ def task_operators(env_id: str) -> TaskOperators:
     return lookup(TASK_OPERATORS, env_id, "task with scripted operators")
 
 
+#: The second, independent operator family (issue 13): free-space motion optimised by CHOMP
+#: (``operators.planner``) instead of the scripts' routers, through the same motor model,
+#: strategies and scene utilities. Its styles carry the scripted family's names.
+PLANNER_OPERATORS: dict[str, TaskOperators] = {
+    "polymimic/Push-v1": dataclasses.replace(
+        TASK_OPERATORS["polymimic/Push-v1"],
+        script_factory=make_planned_push_script,
+        expert_style=PLANNED_PUSH_STYLES["direct_fast"],
+    ),
+    "polymimic/Avoid-v1": dataclasses.replace(
+        TASK_OPERATORS["polymimic/Avoid-v1"],
+        script_factory=make_planned_avoid_script,
+        expert_style=PLANNED_AVOID_STYLES["direct"],
+    ),
+}
+#: Every operator family by name; "scripted" is the default everywhere.
+OPERATOR_FAMILIES: dict[str, dict[str, TaskOperators]] = {
+    "scripted": TASK_OPERATORS,
+    "planner": PLANNER_OPERATORS,
+}
+DEFAULT_FAMILY = "scripted"
+
+
+def operator_family(env_id: str, family: str = DEFAULT_FAMILY) -> TaskOperators:
+    """The operator entry of a task in one family, with a clear error for unknown names."""
+    tasks = lookup(OPERATOR_FAMILIES, family, "operator family")
+    return lookup(tasks, env_id, f"task with {family} operators")
+
+
 def script_factory(env_id: str) -> ScriptFactory:
     """The scripted-operator factory of a task."""
     return task_operators(env_id).script_factory
 
 
 def expert_operator(
-    env_id: str, behaviours: tuple[str, ...] | None = None, seed: int = 0
+    env_id: str,
+    behaviours: tuple[str, ...] | None = None,
+    seed: int = 0,
+    family: str = DEFAULT_FAMILY,
 ) -> Operator:
     """A skill-free operator of ``env_id`` drawing uniformly from ``behaviours``.
 
@@ -116,6 +150,8 @@ def expert_operator(
         env_id: registered task id.
         behaviours: the labels to mix uniformly; all of the task's behaviours by default.
         seed: the operator's own seed (its behaviour draws depend on it and the episode seed).
+        family: the operator family whose expert style it executes (``OPERATOR_FAMILIES``);
+            record it with ``record_episode(..., family=family)``.
     """
     if behaviours is None:
         behaviours = task_behaviours(env_id)
@@ -123,7 +159,7 @@ def expert_operator(
         "uniform", {label: 1.0 for label in behaviours}, scene_weight=0.0, change_of_mind=0.0
     )
     skill = Skill("better", EXPERT_MOTOR)
-    return Operator("expert", strategy, task_operators(env_id).expert_style, skill, seed)
+    return Operator("expert", strategy, operator_family(env_id, family).expert_style, skill, seed)
 
 
 def task_behaviours(env_id: str) -> tuple[str, ...]:
@@ -131,6 +167,9 @@ def task_behaviours(env_id: str) -> tuple[str, ...]:
     return tuple(load_env_creator(gym.spec(env_id).entry_point).behaviours)
 
 __all__ = [
+    "DEFAULT_FAMILY",
+    "OPERATOR_FAMILIES",
+    "PLANNER_OPERATORS",
     "Hand",
     "MotionSpec",
     "MotorSkill",
@@ -141,6 +180,7 @@ __all__ = [
     "TaskOperators",
     "TASK_OPERATORS",
     "expert_operator",
+    "operator_family",
     "record_episode",
     "script_factory",
     "task_behaviours",

@@ -242,6 +242,7 @@ def record_episode(
     operator: Operator,
     episode_seed: int,
     options: dict[str, Any] | None = None,
+    family: str = "scripted",
 ) -> Episode:
     """Run one operator episode on ``env`` (a TimeLimit-wrapped task) and record it.
 
@@ -250,11 +251,13 @@ def record_episode(
         operator: who demonstrates.
         episode_seed: seeds both the env's initial state and the operator's choices.
         options: passed to ``env.reset``.
+        family: the operator family whose scripts ``operator`` runs
+            (``polymimic.operators.OPERATOR_FAMILIES``); its style must be that family's.
     """
     # Imported here: the package's __init__ imports this module to build its task table.
-    from polymimic.operators import task_operators
+    from polymimic.operators import operator_family
 
-    entry = task_operators(env.spec.id if env.spec is not None else "")
+    entry = operator_family(env.spec.id if env.spec is not None else "", family)
     episode = OperatorEpisode(
         operator, entry.script_factory, episode_seed, entry.motion, entry.scene_utilities
     )
