@@ -24,6 +24,7 @@ from polymimic.envs.stack import (
     MAX_STEP,
     SETTLE_STEPS,
     TARGET_CENTRE,
+    TARGET_PRESS,
     YAW_JITTER,
     StackEnv,
 )
@@ -137,6 +138,46 @@ def test_gripper_observation_is_the_measured_opening_not_the_command() -> None:
     assert 0.02 < openings[0] < 0.07  # commanded closed, measured still half open
     assert all(a > b > 0.0 for a, b in zip(openings, openings[1:], strict=False))
     assert openings[-1] == pytest.approx(env.gripper_opening(), abs=1e-6)
+
+
+def _deepest_mm(env: StackEnv) -> float:
+    """The deepest interpenetration of any contact now (mm; 0 when none overlaps)."""
+    return 1000 * max([0.0] + [-env.data.contact[i].dist for i in range(env.data.ncon)])
+
+
+def test_pressing_down_on_a_cube_holds_the_target_just_below_the_tip() -> None:
+    """Closed fingers driven down onto a cube's top at full speed for 2 s: the tip stops
+    on the cube, the desired height stops TARGET_PRESS below it instead of winding down to
+    the workspace floor, and nothing sinks more than 5 mm into anything. (Without the rule
+    the target reached the floor 3 cm below and cubes were pressed 13.6 mm into the table.)"""
+    env = _make()
+    _place(env, green=PARKED["green"], blue=PARKED["blue"], red=(0.45, -0.1))
+    _drive(env, (0.45, -0.1, 0.12), CLOSE, 25)
+    deepest, gaps = 0.0, []
+    for _ in range(40):
+        obs, *_ = env.step(np.array([0.0, 0.0, -1.0, CLOSE], dtype=np.float32))
+        deepest = max(deepest, _deepest_mm(env))
+        gaps.append(float(obs["tip_pos"][2] - obs["tip_target"][2]))
+    top = 2 * BLOCK_HALF["red"]
+    assert obs["tip_pos"][2] > top  # resting on the cube, not through it
+    assert gaps[-1] == pytest.approx(TARGET_PRESS, abs=0.0005)
+    assert max(gaps[5:]) < TARGET_PRESS + MAX_STEP  # at most one step's command below
+    assert deepest < 5.0
+    obs = _drive(env, (0.45, -0.1, 0.12), CLOSE, 12)  # and it lifts off at once
+    assert obs["tip_pos"][2] > 0.10
+
+
+def test_free_motion_down_is_not_held_back() -> None:
+    """The rule acts only in contact: a full-speed move down through free space tracks
+    the commanded target as before (within 2 mm)."""
+    env = _make()
+    _place(env, **PARKED)
+    _drive(env, (0.45, 0.0, 0.25), OPEN, 25)
+    for _ in range(10):
+        before = env.target_pos[2]
+        obs, *_ = env.step(np.array([0.0, 0.0, -1.0, OPEN], dtype=np.float32))
+        assert env.target_pos[2] == pytest.approx(before - MAX_STEP, abs=1e-9)
+        assert abs(obs["tip_pos"][2] - obs["tip_target"][2]) < 0.002
 
 
 @pytest.mark.parametrize("block", BLOCKS)

@@ -66,7 +66,11 @@ PLACE_TOLERANCE = 0.004
 ABOVE_TOLERANCE = 0.006
 VIA_TOLERANCE = 0.01
 FREE_TOLERANCE = 0.02
-BLOCKED = 0.012  # m: the tip this far above the controller's target is resting on something
+BLOCKED = 0.012  # m: a hand resting on something this far above its aim hit an obstacle
+# The tip this far above the controller's target is resting on something: the env holds the
+# target 2 mm below a resting tip (envs.stack.TARGET_PRESS); a tip at rest in free space
+# sits within 0.3 mm of it.
+PRESSING = 0.0005  # m
 BUMPED = 0.012  # m: a cube moved this far during the grasp descent was bumped by a finger
 # The operator abandons the demo at its PATIENCE-th mistake; a stack counts as knocked
 # once it has stood lower than built for KNOCK_CONFIRM s (not a wobble); a cube lying
@@ -231,6 +235,10 @@ class StackScript:
             self.phase, self.phase_steps, self.stuck = phase, 0, 0
             self.route, self.leg_goal = [], None
 
+    def _resting(self, view: _View) -> bool:
+        """The hand has stopped on something: the controller's target stays below the tip."""
+        return not self.hand.moving and view.tip[2] - view.target[2] > PRESSING
+
     def _at_rest_at(self, point: np.ndarray, tolerance: float) -> bool:
         """The hand has stopped where the operator believes ``point`` is."""
         if self.hand.moving or self.route:
@@ -261,13 +269,14 @@ class StackScript:
         """Down around the cube. A finger resting on the cube's top, or a cube bumped away
         by a finger, is a mistake: the operator lifts and lines up again."""
         goal = self._grasp_point(view)
-        blocked = not self.hand.moving and view.tip[2] - view.target[2] > BLOCKED
+        resting = self._resting(view)
+        blocked = resting and view.tip[2] - goal[2] > BLOCKED
         bumped = np.linalg.norm(view.cubes[self.current] - self.descent_cube) > BUMPED
         if blocked or bumped:
             self.mistakes += 1
             self._set_phase("approach")
             return self.hand.hold(), False
-        if self._at_rest_at(goal, GRASP_TOLERANCE):
+        if self._at_rest_at(goal, GRASP_TOLERANCE) or resting:  # resting a little high: grasp
             self._set_phase("close")
             self.grasped = True
         return self.hand.move(goal, self.style.fine_speed, GRASP_TOLERANCE, contact=True), False
@@ -323,8 +332,7 @@ class StackScript:
         if not self._holding(view):
             return self._dropped()
         goal = inside_workspace(self._place_point(view) - self.grip_offset)
-        resting = not self.hand.moving and view.tip[2] - view.target[2] > BLOCKED
-        if self._at_rest_at(goal, PLACE_TOLERANCE) or resting:
+        if self._at_rest_at(goal, PLACE_TOLERANCE) or self._resting(view):
             self._set_phase("release")
         return self.hand.move(goal, self.style.fine_speed, PLACE_TOLERANCE, contact=True), True
 
