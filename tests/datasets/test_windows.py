@@ -211,3 +211,21 @@ def test_extra_masks_add_their_demos_and_bad_specs_are_refused(h5_path: Path) ->
         BatchSpec({"obs": (0,), "images": (0,)})
     with pytest.raises(ValueError, match="1\\+ ints"):
         BatchSpec({"obs": ()})
+
+
+def test_idle_steps_are_dropped_as_items_but_kept_as_context(h5_path: Path) -> None:
+    """demo_0's first action is (0, 0): with idle_below it is no item, yet the next item's
+    observation window still holds that step's frame, and every other step stays."""
+    full = WindowDataset(h5_path, ["tip_pos", "block_red"], obs_horizon=2, action_horizon=3)
+    active = WindowDataset(
+        h5_path, ["tip_pos", "block_red"], obs_horizon=2, action_horizon=3, idle_below=1.5
+    )
+    assert len(full) == 60 and len(active) == 59
+    first = active[0]
+    np.testing.assert_array_equal(first["obs"].numpy(), np.stack([flat_obs(0, 0), flat_obs(0, 1)]))
+    np.testing.assert_array_equal(first["actions"][0].numpy(), [1.0, 2.0])
+    batch = active.get_batch(np.arange(len(active)))
+    assert bool((batch["actions"][:, 0].abs().amax(dim=1) >= 1.5).all())
+    np.testing.assert_array_equal(active[20]["obs"].numpy(), full[21]["obs"].numpy())
+    with pytest.raises(DatasetError, match="every action is below"):
+        WindowDataset(h5_path, ["tip_pos"], idle_below=1e9)

@@ -93,7 +93,8 @@ def prepare_run(cfg: DictConfig) -> tuple[dict[str, Any], WindowDataset, Policy,
     seed_everything(resolved["seed"])  # before building: the seed fixes the initial weights
     policy = build_policy(resolved["policy"], obs_keys, obs_dim, action_dim)
     dataset = WindowDataset(
-        resolved["dataset"], obs_keys, resolved["filter_key"], spec=policy.batch_spec()
+        resolved["dataset"], obs_keys, resolved["filter_key"], spec=policy.batch_spec(),
+        idle_below=float(resolved["idle_below"]),
     )
     dataset.env_args = {**dataset.env_args, "env_name": env_id, "env_kwargs": env_kwargs}
     policy.set_normalization(dataset.stats())

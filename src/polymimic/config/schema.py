@@ -50,6 +50,9 @@ class TrainRunConfig:
     )
     dataset: str = MISSING  # path of a robomimic-layout HDF5 file (required)
     filter_key: str | None = "train"  # mask/<filter_key> selecting the training demos; null = all
+    # Drop training items whose action has every component below this (an operator's pause;
+    # datasets.windows.active_steps); 0 keeps every step.
+    idle_below: float = 0.0
     obs_keys: list[str] = dataclasses.field(
         default_factory=list
     )  # empty = every obs key of the file
