@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument(
         "--dataset", default="polymimic/push/multi-operator-v1",
-        help=f"named dataset (known: {', '.join(sorted(DATASETS))})",
+        help=(
+            f"named dataset (known: {', '.join(sorted(DATASETS))}; and a same-skill style "
+            "pair at any distance d in [0, 1]: polymimic/<task>/style-pair-d<d>-v1)"
+        ),
     )
     generate.add_argument(
         "--out", type=Path, default=None,

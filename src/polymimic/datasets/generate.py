@@ -122,6 +122,8 @@ def generation_params(spec: DatasetSpec, demos_per_operator: int) -> dict[str, A
         # must not resume a work directory its old self started.
         "code": code_digest(),
     }
+    if spec.style_distance is not None:  # only then: other datasets' params stay as they were
+        params["style_distance"] = spec.style_distance
     return json.loads(json.dumps(params))  # tuples -> lists, as it reads back from JSON
 
 
@@ -152,6 +154,8 @@ def _record(spec: DatasetSpec, job: DemoJob) -> Episode:
     operator = spec.operators[job.operator_index]
     episode = record_episode(env, operator, job.seed, family=spec.family)
     episode.attrs["demo_index"] = job.demo_index
+    if spec.style_distance is not None:  # so a scorer reading one demo knows the knob
+        episode.attrs["style_distance"] = float(spec.style_distance)
     return episode
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from polymimic.datasets.named import NAMED_DATASETS
 from polymimic.datasets.spec import MAX_DATASET_SEEDS, DatasetSpec
+from polymimic.datasets.style_pairs import parse_style_pair_name
 from polymimic.operators import task_behaviours
 from polymimic.registry import lookup
 
@@ -44,8 +45,13 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in NAMED_DATASETS}
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """Look a named dataset up, with an error listing the known names."""
-    return lookup(DATASETS, name, "dataset")
+    """Look a named dataset up, with an error listing the known names.
+
+    Besides ``DATASETS``, a same-skill style pair at any style distance,
+    ``polymimic/<task>/style-pair-d<d>-v1`` (``datasets.style_pairs``).
+    """
+    pair = parse_style_pair_name(name)
+    return pair if pair is not None else lookup(DATASETS, name, "dataset")
 
 
 def expected_behaviour_shares(spec: DatasetSpec) -> dict[str, float]:

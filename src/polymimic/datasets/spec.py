@@ -29,6 +29,8 @@ class DatasetSpec:
         description: what the mix is meant to exercise.
         family: the operator family whose scripts the operators run
             (``polymimic.operators.OPERATOR_FAMILIES``): ``"scripted"`` or ``"planner"``.
+        style_distance: a same-skill style pair's knob (``datasets.style_pairs``), stored
+            in the file's generation parameters and in every demo's attrs; None otherwise.
     """
 
     name: str
@@ -38,6 +40,7 @@ class DatasetSpec:
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
     family: str = "scripted"
+    style_distance: float | None = None
 
     def episode_seed(self, operator_index: int, demo_index: int) -> int:
         """Seed of one demo, independent of how many demos per operator are generated.

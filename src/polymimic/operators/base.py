@@ -177,6 +177,13 @@ class OperatorEpisode:
         motion: MotionSpec,
         scene_utilities: Any = None,
     ) -> None:
+        # A style blended per episode (``style_blend.BlendedStyle``) is resolved here, once,
+        # so the script and a change of mind see one concrete style; plain styles pass.
+        self.style_labels: dict[str, Any] = {}
+        for_episode = getattr(operator.style, "for_episode", None)
+        if for_episode is not None:
+            style, self.style_labels = for_episode(operator.seed, episode_seed)
+            operator = dataclasses.replace(operator, style=style)
         self.operator, self.factory, self.motion = operator, script_factory, motion
         self.utilities = scene_utilities
         self.rng = operator.episode_rng(episode_seed)
@@ -234,6 +241,7 @@ class OperatorEpisode:
             "intended_behaviour": self.intent,
             "original_intent": self.original_intent,
             "switch_step": int(self.switch_step),
+            **self.style_labels,
         }
 
 
