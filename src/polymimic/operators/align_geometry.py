@@ -1,4 +1,5 @@
-"""Geometry of the Align scripts: the box frame, reachability and straight-path tests."""
+"""Geometry of the Align scripts: the box frame, reachability and straight-path tests, and
+how the scene pulls on the choice between pushing from inside and outside."""
 
 from __future__ import annotations
 
@@ -93,3 +94,37 @@ def back_off(tip_local: np.ndarray, skirt: np.ndarray) -> np.ndarray:
     out = tip_local.copy()
     out[k] = math.copysign(skirt[k] + 0.01, tip_local[k])
     return out
+
+
+#: Turn (rad) at which the scene's pull between inside and outside changes sign, and the
+#: turn difference over which it moves by 1.
+TURN_PIVOT, TURN_SCALE = math.radians(45.0), math.radians(20.0)
+#: Distance (m) of the hand behind the box (along the way to the target) over which the
+#: hand-side pull moves by 1.
+SIDE_SCALE = 0.1
+
+
+def align_scene_utilities(obs: dict[str, np.ndarray]) -> dict[str, float]:
+    """How the scene pulls on the choice between pushing from ``inside`` and ``outside``.
+
+    ``u_outside = -u_inside = (u_turn + u_side) / 2``, each term clipped to [-1, 1]:
+
+    * ``u_turn = (|yaw error| - 45°) / 20°``: a large turn is easier from outside, where
+      the long wall gives a longer lever (the cavity's inner wall is shorter and a rod
+      inside must stay clear of the side walls); a small one favours dropping into the
+      cavity, which needs no trip round the box;
+    * ``u_side = -(hand - box) · u / SIDE_SCALE`` with ``u`` the unit vector from the box
+      to the target: a hand already behind the box (on the side away from the target)
+      can push its outer face at once, while a hand on the target's side would have to
+      go round or over the box first.
+
+    So no scene makes either choice certain (``Strategy.probabilities``).
+    """
+    frame = BoxFrame.from_obs(obs)
+    u_turn = np.clip((abs(frame.yaw_error) - TURN_PIVOT) / TURN_SCALE, -1.0, 1.0)
+    to_target = obs["target"][:2].astype(np.float64) - frame.centre
+    hand_offset = obs["tip_pos"][:2].astype(np.float64) - frame.centre
+    ahead = float(hand_offset @ to_target) / max(float(np.linalg.norm(to_target)), 1e-6)
+    u_side = np.clip(-ahead / SIDE_SCALE, -1.0, 1.0)
+    u_outside = 0.5 * float(u_turn + u_side)
+    return {"inside": -u_outside, "outside": u_outside}

@@ -39,12 +39,13 @@ from polymimic.envs.stack import (
 )
 from polymimic.operators.base import Operator, Skill, Strategy
 from polymimic.operators.motor import Hand, MotorSkill
-from polymimic.operators.stack_geometry import (
+from polymimic.operators.stack_geometry import (  # noqa: F401  (stack_scene_utilities: re-exported)
     AIM_MARGIN,
     Body,
     cube_centres,
     inside_workspace,
     needed_heights,
+    stack_scene_utilities,
     stacked_prefix,
 )
 
@@ -421,38 +422,6 @@ class StackScript:
             vias.append(np.array([*samples[max(first - 1, 0), :2], height]))
         vias.append(np.array([*samples[min(last + 1, n - 1), :2], height]))
         return vias
-
-
-#: Distance (m) over which a difference in the scene moves a utility by 1 (see below).
-SCENE_SCALE = 0.05
-
-
-def stack_scene_utilities(obs: dict[str, np.ndarray]) -> dict[str, float]:
-    """How the scene pulls on the choice of the order ``"<bottom>-<middle>-<top>"``.
-
-    People tend to pick up next the cube nearest their hand. The hand starts at its home
-    position, and after the bottom cube is placed it is at the target, so::
-
-        u = ½ clip((mean_c d(hand, c) - d(hand, bottom)) / SCENE_SCALE, -1, 1)
-          + ½ clip((d(target, top) - d(target, middle)) / SCENE_SCALE, -1, 1)
-
-    with ``c`` the two other cubes: start with the cube nearest the hand, then carry the
-    one of the remaining two that is nearer the target. ``u`` lies in [-1, 1];
-    ``Strategy.probabilities`` turns it into choice probabilities (never certain).
-    """
-    hand = obs["tip_pos"][:2].astype(np.float64)
-    cubes = cube_centres(obs)[:, :2]
-    to_hand = np.linalg.norm(cubes - hand, axis=1)
-    to_target = np.linalg.norm(cubes - TARGET_CENTRE, axis=1)
-    utilities = {}
-    for order in itertools.permutations(range(len(BLOCKS))):
-        bottom, middle, top = order
-        first = (0.5 * (to_hand[middle] + to_hand[top]) - to_hand[bottom]) / SCENE_SCALE
-        second = (to_target[top] - to_target[middle]) / SCENE_SCALE
-        utilities["-".join(BLOCKS[i] for i in order)] = float(
-            0.5 * np.clip(first, -1, 1) + 0.5 * np.clip(second, -1, 1)
-        )
-    return utilities
 
 
 def make_stack_script(

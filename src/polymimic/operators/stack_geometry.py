@@ -1,8 +1,10 @@
-"""Geometry of the Stack scripts: cube centres, the workspace box, the env's stacking test
-and the heights a carried body must keep above other cubes."""
+"""Geometry of the Stack scripts: cube centres, the workspace box, the env's stacking test,
+the heights a carried body must keep above other cubes, and how the scene pulls on the
+choice of stacking order."""
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -79,3 +81,35 @@ def needed_heights(
         top = centre[2] + BLOCK_HALF[BLOCKS[index]] + body.depth + clearance
         needed = np.where(near, np.maximum(needed, top), needed)
     return needed
+
+
+#: Distance (m) over which a difference in the scene moves a utility by 1 (see below).
+SCENE_SCALE = 0.05
+
+
+def stack_scene_utilities(obs: dict[str, np.ndarray]) -> dict[str, float]:
+    """How the scene pulls on the choice of the order ``"<bottom>-<middle>-<top>"``.
+
+    People tend to pick up next the cube nearest their hand. The hand starts at its home
+    position, and after the bottom cube is placed it is at the target, so::
+
+        u = ½ clip((mean_c d(hand, c) - d(hand, bottom)) / SCENE_SCALE, -1, 1)
+          + ½ clip((d(target, top) - d(target, middle)) / SCENE_SCALE, -1, 1)
+
+    with ``c`` the two other cubes: start with the cube nearest the hand, then carry the
+    one of the remaining two that is nearer the target. ``u`` lies in [-1, 1];
+    ``Strategy.probabilities`` turns it into choice probabilities (never certain).
+    """
+    hand = obs["tip_pos"][:2].astype(np.float64)
+    cubes = cube_centres(obs)[:, :2]
+    to_hand = np.linalg.norm(cubes - hand, axis=1)
+    to_target = np.linalg.norm(cubes - TARGET_CENTRE, axis=1)
+    utilities = {}
+    for order in itertools.permutations(range(len(BLOCKS))):
+        bottom, middle, top = order
+        first = (0.5 * (to_hand[middle] + to_hand[top]) - to_hand[bottom]) / SCENE_SCALE
+        second = (to_target[top] - to_target[middle]) / SCENE_SCALE
+        utilities["-".join(BLOCKS[i] for i in order)] = float(
+            0.5 * np.clip(first, -1, 1) + 0.5 * np.clip(second, -1, 1)
+        )
+    return utilities
