@@ -57,6 +57,20 @@ PUSH_TABLES = dataclasses.replace(named.PUSH, styles={
         named.PUSH.styles["direct_fast"], name="retreat_fast", route="retreat"
     ),
 })  # fmt: skip
+
+
+def _near_first(tables: named.OperatorTables) -> named.OperatorTables:
+    """Sort's tables plus near_first: far_first with the opposite pick rule, nothing else.
+
+    Like Push's, so the knob moves one decision: near_first_slow is also slower, keeps
+    more clearance and pauses, and those alone diverge the pushes at a quarter of the knob
+    (Sort2's pair, where the pick rule has nothing to choose, shows it).
+    """
+    far = tables.styles["far_first"]
+    near = dataclasses.replace(far, name="near_first", pick="near_first")
+    return dataclasses.replace(tables, styles={**tables.styles, "near_first": near})
+
+
 # Seeds 1001-1062: distinct from every multi-operator dataset's (101-706).
 STYLE_PAIRS: dict[str, StylePair] = {
     "push": StylePair(
@@ -77,17 +91,18 @@ STYLE_PAIRS: dict[str, StylePair] = {
     "sort2": StylePair(
         "polymimic/Sort2-v1", named.SORT2, "near_first_slow", "far_first",
         "speed, clearance and pauses only: with one block per colour the pick rule "
-        "(near vs far first) has nothing to choose from", 1031,
+        "(near vs far first) has nothing to choose from, so Sort2 keeps the named "
+        "datasets' styles (its disagreement saturates by d = 0.25)", 1031,
     ),
     "sort4": StylePair(
-        "polymimic/Sort4-v1", named.SORT4, "near_first_slow", "far_first",
-        "which block of the colour goes next: nearest the robot vs farthest; also speed, "
-        "clearance and pauses", 1041,
+        "polymimic/Sort4-v1", _near_first(named.SORT4), "near_first", "far_first",
+        "which block of the colour goes next: nearest the robot vs farthest (nothing "
+        "else)", 1041,
     ),
     "sort6": StylePair(
-        "polymimic/Sort6-v1", named.SORT6, "near_first_slow", "far_first",
-        "which block of the colour goes next: nearest the robot vs farthest; also speed, "
-        "clearance and pauses", 1051,
+        "polymimic/Sort6-v1", _near_first(named.SORT6), "near_first", "far_first",
+        "which block of the colour goes next: nearest the robot vs farthest (nothing "
+        "else)", 1051,
     ),
     "stack": StylePair(
         "polymimic/Stack-v1", named.STACK, "vertical_fast", "direct_fast",
