@@ -21,10 +21,14 @@ import pytest
 from polymimic.envs.objects import ROD_RADIUS
 from polymimic.envs.push import (
     BLOCK_HALF,
+    HOME_TIP,
     MAX_STEP,
+    MIN_BLOCK_DISTANCE,
+    MIN_ROD_DISTANCE,
     TIP_HEIGHT,
     ZONE_CENTRES,
     PushEnv,
+    context_cells,
 )
 
 PARKED = {"red": (0.10, 0.45), "green": (0.10, -0.45)}  # on the table, outside the workspace
@@ -62,6 +66,63 @@ def _steer_to(env: PushEnv, xy: np.ndarray, steps: int) -> list[np.ndarray]:
         env.step(np.clip((xy - env.target_pos[:2]) / MAX_STEP, -1.0, 1.0))
         tips.append(_tip(env))
     return tips
+
+
+# --------------------------------------------------------------------- initial states
+REGIONS = {"red": ((0.40, 0.50), (-0.175, -0.025)), "green": ((0.40, 0.50), (0.025, 0.175))}
+YAW_LIMIT = np.pi / 4
+
+
+def _initial_poses(env: PushEnv, seed: int, context: int | None = None) -> np.ndarray:
+    """(x, y, yaw) per block (red, green) after a reset; yaw from the free joint's quaternion."""
+    env.reset(seed=seed, options=None if context is None else {"context": context})
+    poses = []
+    for block in ("red", "green"):
+        adr = env.model.joint(f"{block}_block").qposadr[0]
+        x, y, _, w, _, _, z = env.data.qpos[adr : adr + 7]
+        poses.append((x, y, 2.0 * np.arctan2(z, w)))
+    return np.array(poses)
+
+
+def test_initial_states_span_the_documented_regions_without_overlaps() -> None:
+    env = _make()
+    poses = np.array([_initial_poses(env, seed) for seed in range(600)])  # (600, 2, 3)
+    for index, (block, ((x0, x1), (y0, y1))) in enumerate(REGIONS.items()):
+        x, y, yaw = poses[:, index].T
+        # Inside the region, and reaching within 1 cm (x, y) and 5 deg (yaw) of every end.
+        assert x.min() >= x0 and x.max() <= x1 and y.min() >= y0 and y.max() <= y1, block
+        assert x.min() < x0 + 0.01 and x.max() > x1 - 0.01, block
+        assert y.min() < y0 + 0.01 and y.max() > y1 - 0.01, block
+        assert np.abs(yaw).max() <= YAW_LIMIT + 1e-9
+        assert yaw.min() < -YAW_LIMIT + np.radians(5) and yaw.max() > YAW_LIMIT - np.radians(5)
+    gaps = np.linalg.norm(poses[:, 0, :2] - poses[:, 1, :2], axis=1)
+    assert gaps.min() >= MIN_BLOCK_DISTANCE
+    assert gaps.min() > 2 * BLOCK_HALF * np.sqrt(2) + 2 * ROD_RADIUS  # rod fits between
+    to_rod = np.linalg.norm(poses[:, :, :2] - HOME_TIP[:2], axis=2)
+    assert to_rod.min() >= MIN_ROD_DISTANCE
+    # Every context is drawn when none is asked for.
+    contexts = {env.reset(seed=seed)[1]["context"] for seed in range(200)}
+    assert contexts == set(range(PushEnv.num_contexts)) and PushEnv.num_contexts == 16
+
+
+@pytest.mark.parametrize("context", range(16))
+def test_each_context_draws_inside_its_cells(context: int) -> None:
+    env = _make()
+    lows, highs = context_cells(context)
+    for seed in range(20):
+        poses = _initial_poses(env, seed, context)
+        assert np.all(poses >= lows - 1e-9) and np.all(poses <= highs + 1e-9)
+    # The cells are quarters of the regions (5 x 7.5 cm), all yaws.
+    np.testing.assert_allclose(highs - lows, [[0.05, 0.075, 2 * YAW_LIMIT]] * 2)
+
+
+def test_initial_state_is_a_function_of_seed_and_context() -> None:
+    first, second = _make(), _make()
+    for seed, context in ((3, 5), (3, 12), (7, None)):
+        a = _initial_poses(first, seed, context)
+        np.testing.assert_array_equal(a, _initial_poses(second, seed, context))
+    assert not np.allclose(_initial_poses(first, 3, 5), _initial_poses(first, 4, 5))
+    assert not np.allclose(_initial_poses(first, 3, 5), _initial_poses(first, 3, 6))
 
 
 # --------------------------------------------------------------------- controller

@@ -22,6 +22,7 @@ from polymimic.operators.push import (
     PUSH_SKILLS,
     PUSH_STRATEGIES,
     PUSH_STYLES,
+    push_scene_utilities,
 )
 
 ENV_ID = "polymimic/Push-v1"
@@ -112,8 +113,22 @@ def test_strategies_realise_what_they_prefer(
     ]
     assert len(labels) >= 25
     # A soft preference (weight 1 against 0.25, tilted by the scene): mostly, not always.
+    # Over the D3IL-scale initial states the scene often favours the other block (the hand's
+    # distances to the blocks differ by up to ~15 cm), so p(preferred block first | s0)
+    # averages ~0.61 (0.66 on v1's former +-3 cm contexts); 33 episodes give +-0.09.
+    starts = [
+        {key: ep.obs[key][0] for key in ("tip_pos", "red_block", "green_block")}
+        for op, ep in recorded
+        if op.strategy.name == strategy
+    ]
+    expected = np.mean([
+        sum(p for b, p in PUSH_STRATEGIES[strategy].probabilities(
+            push_scene_utilities(obs)).items() if b.startswith(f"{block}-"))
+        for obs in starts
+    ])  # fmt: skip
+    assert expected > 0.55
     preferred = np.mean([label.startswith(f"{block}-") for label in labels])
-    assert preferred >= 0.6, labels
+    assert preferred > 0.5 and abs(preferred - expected) < 0.2, (expected, labels)
     # The strategy prefers both zones equally, so both are realised.
     assert {f"{block}-left", f"{block}-right"} <= set(labels)
 

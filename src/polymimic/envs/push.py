@@ -26,17 +26,23 @@ ZONE_HALF = 0.06  # m: a block is in a zone when its centre is inside this squar
 ZONE_SIZE = (ZONE_HALF, ZONE_HALF)
 _ZONE_XY = tuple(tuple(ZONE_CENTRES[zone].tolist()) for zone in ZONES)
 BLOCK_NOMINAL = {"red": np.array([0.45, -0.10]), "green": np.array([0.45, 0.10])}
-# Context k = (x shift of both blocks, y shift of red, y shift of green) from the nominal
-# positions: the 2 x 2 x 2 corners of a +-2 cm box, in binary order of k.
-CONTEXT_SHIFT = 0.02  # m
-CONTEXTS = tuple(
-    (sx * CONTEXT_SHIFT, sr * CONTEXT_SHIFT, sg * CONTEXT_SHIFT)
-    for sx in (-1, 1)
-    for sr in (-1, 1)
-    for sg in (-1, 1)
-)
-BLOCK_JITTER = 0.01  # m, uniform per axis around the context's position
-YAW_JITTER = 0.15  # rad, uniform around 0
+# Initial-state regions (D3IL scale): each block's centre uniform in a 10 cm (x) x 15 cm (y)
+# rectangle around its nominal position, its yaw uniform in +-45 deg (a cube's 90 deg symmetry
+# makes that every orientation). The two regions are 5 cm apart in y, so which block is
+# nearer which zone never swaps and every block can reach either zone.
+REGION_HALF = np.array([0.05, 0.075])  # m, half the region's x and y extent
+YAW_RANGE = np.pi / 4  # rad, uniform in [-YAW_RANGE, YAW_RANGE]
+# Context k = 8 rx + 4 ry + 2 gx + gy picks one cell (a quarter, 5 x 7.5 cm) of each block's
+# region: rx/gx the near (0) or far (1) half in x, ry/gy the half nearer (0) or farther (1)
+# from the other block in y. A coarse start configuration; the seed draws the rest.
+CELLS = 2
+# Rejection of too-close initial states: the blocks' centres at least MIN_BLOCK_DISTANCE
+# apart (two half-diagonals, the rod's diameter and 1 cm: the rod fits between the cubes at
+# any yaw), each at least MIN_ROD_DISTANCE from the rod's home tip (half-diagonal, rod
+# radius and 2 cm of free space).
+MIN_BLOCK_DISTANCE = 0.10  # m
+MIN_ROD_DISTANCE = 0.065  # m
+MAX_DRAWS = 1000  # rejection-sampling attempts; the tightest cell accepts 77 % of draws
 TIP_HEIGHT = 0.02  # m, rod axis end above the table (capsule bottom 1 cm above it)
 MAX_STEP = 0.015  # m of target motion per control step at |action| = 1
 WORKSPACE_LOW = np.array([0.28, -0.30])
@@ -52,17 +58,31 @@ class PushEnv(ArmTaskEnv):
 
     **Scene.** A 7-DOF Panda (base at the world origin, on the table top ``z = 0``) holds a
     vertical rod (capsule, radius 1 cm, 20 cm) whose tip is kept 2 cm above the table.
-    Two 5 cm cubes (0.2 kg, friction 0.5) start near (0.45, -0.10) [red] and (0.45, 0.10)
-    [green], moved by the context and perturbed by the seed (below). The zones are 12 cm
+    Two 5 cm cubes (0.2 kg, friction 0.5) start in two regions (below). The zones are 12 cm
     squares centred at (0.68, +0.17) [``left``] and (0.68, -0.17) [``right``] (left/right
     as seen from the robot base). The rod is slippery (friction 0.05, higher geom priority)
     so an off-centre push slides rather than drags the block.
 
-    **Contexts** (``num_contexts = 8``, ``reset(options={"context": k})``; drawn from the
-    seed when not given): context ``k = 4 i + 2 j + l`` shifts both blocks by
-    ``(-1)^(i+1) 2 cm`` in x, red by ``(-1)^(j+1) 2 cm`` and green by ``(-1)^(l+1) 2 cm`` in y
-    (``CONTEXTS``). The seed then adds uniform +-1 cm per axis and +-0.15 rad yaw per block,
-    so all initial states lie within +-3 cm of the nominal positions.
+    **Initial states** (D3IL scale). Each block's centre is uniform in its own 10 cm (x) x
+    15 cm (y) region: red x in [0.40, 0.50], y in [-0.175, -0.025]; green x in [0.40, 0.50],
+    y in [0.025, 0.175]; each yaw uniform in [-45°, 45°] (every orientation of a cube). D3IL's
+    Pushing draws red x in [0.40, 0.50] and green x in [0.55, 0.65], both y in [-0.15, 0]
+    (10 x 15 cm each, green behind red), yaw in [-45°, 45°] (its test contexts; [-90°, 90°]
+    in its sampler). Here the regions lie side by side, 5 cm apart in y, in front of the
+    zones, so each block can be pushed into either zone with the other block beside rather
+    than in front of it. States are redrawn until the blocks' centres are at least 10 cm
+    apart (two half-diagonals + the rod's 2 cm diameter + 1 cm: the rod passes between the
+    cubes at any yaw) and each centre is at least 6.5 cm from the rod's home tip
+    (0.35, 0) (half-diagonal + rod radius + 2 cm).
+
+    **Contexts** (``num_contexts = 16``, ``reset(options={"context": k})``; drawn from the
+    seed when not given): a coarse start configuration, one cell (5 x 7.5 cm, a quarter) of
+    each block's region: ``k = 8 rx + 4 ry + 2 gx + gy`` with ``rx``/``gx`` the near (0) or
+    far (1) half of red's/green's region in x and ``ry``/``gy`` the half nearer to (0) or
+    farther from (1) the other block in y (``context_cells``). The seed draws the poses
+    uniformly within the cells, with the rejection above (so a cell where more draws are
+    rejected is slightly over-weighted when contexts are drawn uniformly); the initial
+    state is a deterministic function of (seed, context).
 
     **Timing.** Physics timestep 2 ms (implicitfast), 25 substeps per control step, i.e.
     50 ms / 20 Hz control; ``max_episode_steps = 700`` (35 s: the slowest human-like
@@ -100,7 +120,7 @@ class PushEnv(ArmTaskEnv):
     task_id: ClassVar[str] = "polymimic/Push-v1"
     behaviours: ClassVar[tuple[str, ...]] = tuple(f"{b}-{z}" for b in BLOCKS for z in ZONES)
     max_episode_steps: ClassVar[int] = 700
-    num_contexts: ClassVar[int] = len(CONTEXTS)
+    num_contexts: ClassVar[int] = CELLS**4
     task_state_size: ClassVar[int] = 3  # first block index (-1: none), its zone, success
 
     def __init__(self, **kwargs: Any) -> None:
@@ -130,17 +150,23 @@ class PushEnv(ArmTaskEnv):
         return unit_action_space(2)
 
     def _reset_task(self, options: dict[str, Any]) -> None:
-        shift_x, shift_red, shift_green = CONTEXTS[self.context]
-        shifts = {"red": np.array([shift_x, shift_red]), "green": np.array([shift_x, shift_green])}
-        for block in BLOCKS:
-            jitter = self.np_random.uniform(-BLOCK_JITTER, BLOCK_JITTER, 2)
-            xy = BLOCK_NOMINAL[block] + shifts[block] + jitter
-            yaw = self.np_random.uniform(-YAW_JITTER, YAW_JITTER)
+        poses = self._draw_poses(self.context)
+        for block, (x, y, yaw) in zip(BLOCKS, poses, strict=True):
             adr = self._block_qpos[block]
-            self.data.qpos[adr : adr + 3] = (xy[0], xy[1], BLOCK_HALF)
+            self.data.qpos[adr : adr + 3] = (x, y, BLOCK_HALF)
             self.data.qpos[adr + 3 : adr + 7] = yaw_quat(yaw)
         self._first[:] = -1.0
         self._success = False
+
+    def _draw_poses(self, context: int) -> np.ndarray:
+        """(x, y, yaw) per block in ``BLOCKS`` order, uniform in context's cells, rejecting
+        too-close states; a deterministic function of the seeded ``np_random`` and context."""
+        lows, highs = context_cells(context)
+        for _ in range(MAX_DRAWS):
+            poses = self.np_random.uniform(lows, highs)
+            if initial_state_ok(poses):
+                return poses
+        raise RuntimeError(f"no accepted initial state in context {context}")  # never seen
 
     def _apply_action(self, action: list[float]) -> None:
         step_target(self.target_pos, action, MAX_STEP, _LOW, _HIGH)
@@ -192,3 +218,28 @@ class PushEnv(ArmTaskEnv):
     def _set_task_state(self, task_state: np.ndarray) -> None:
         self._first[:] = task_state[:2]
         self._success = bool(task_state[2])
+
+
+def context_cells(context: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds, (2, 3) each, of (x, y, yaw) per block in context ``context``."""
+    bits = [(context >> shift) & 1 for shift in (3, 2, 1, 0)]  # rx, ry, gx, gy
+    lows, highs = [], []
+    for block, (bx, by) in zip(BLOCKS, (bits[:2], bits[2:]), strict=True):
+        centre = BLOCK_NOMINAL[block]
+        outward = np.sign(centre[1])  # "far from the other block" in y
+        x0 = centre[0] - REGION_HALF[0] + bx * REGION_HALF[0]
+        inner = centre[1] - outward * REGION_HALF[1]
+        y_a = inner + outward * by * REGION_HALF[1]
+        y_b = inner + outward * (by + 1) * REGION_HALF[1]
+        lows.append((x0, min(y_a, y_b), -YAW_RANGE))
+        highs.append((x0 + REGION_HALF[0], max(y_a, y_b), YAW_RANGE))
+    return np.array(lows), np.array(highs)
+
+
+def initial_state_ok(poses: np.ndarray) -> bool:
+    """Whether (x, y, yaw) per block keeps the clearances ``MIN_BLOCK_DISTANCE`` (between
+    the blocks) and ``MIN_ROD_DISTANCE`` (from the rod's home tip)."""
+    xy = poses[:, :2]
+    if np.linalg.norm(xy[0] - xy[1]) < MIN_BLOCK_DISTANCE:
+        return False
+    return bool(np.all(np.linalg.norm(xy - HOME_TIP[:2], axis=1) >= MIN_ROD_DISTANCE))

@@ -239,7 +239,7 @@ def _strategy(name: str, *labels: str) -> Strategy:
 
 # Soft preferences: an operator who prefers starting with red still starts with green
 # when the green block is much nearer (``push_scene_utilities``, scene_weight 1).
-SCENE_WEIGHT = 1.5  # I(B; s0) = 0.41 bits on the named population's initial states
+SCENE_WEIGHT = 1.5  # I(B; s0) = 0.54 bits on the named population's initial states
 PUSH_STRATEGIES = {
     "red_first": _strategy("red_first", "red-left", "red-right"),
     "green_first": _strategy("green_first", "green-left", "green-right"),
