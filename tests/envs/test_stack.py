@@ -24,6 +24,7 @@ from polymimic.envs.stack import (
     MAX_STEP,
     SETTLE_STEPS,
     TARGET_CENTRE,
+    TARGET_LEAD,
     TARGET_PRESS,
     YAW_JITTER,
     StackEnv,
@@ -178,6 +179,32 @@ def test_free_motion_down_is_not_held_back() -> None:
         obs, *_ = env.step(np.array([0.0, 0.0, -1.0, OPEN], dtype=np.float32))
         assert env.target_pos[2] == pytest.approx(before - MAX_STEP, abs=1e-9)
         assert abs(obs["tip_pos"][2] - obs["tip_target"][2]) < 0.002
+
+
+def test_a_target_left_behind_sideways_is_pulled_back_to_the_tip() -> None:
+    """A desired x that the tip stopped following (as when a finger drags a cube) leads it
+    by at most TARGET_LEAD after the next step; y, which the tip follows, is untouched."""
+    env = _make()
+    _place(env, **PARKED)
+    _drive(env, (0.45, 0.0, 0.15), OPEN, 20)
+    tip = env.measured_tip.copy()
+    env.target_pos[0] = tip[0] + 0.02  # wound up 2 cm ahead of the tip, as if blocked
+    env.step(np.array([1.0, 0.0, 0.0, OPEN], dtype=np.float32))
+    assert env.target_pos[0] == pytest.approx(tip[0] + TARGET_LEAD, abs=1e-9)
+
+
+def test_free_motion_sideways_is_not_held_back() -> None:
+    """Full-speed moves in x and y through free space: the target advances a whole step
+    every step (the tip's lag stays under TARGET_LEAD)."""
+    env = _make()
+    _place(env, **PARKED)
+    _drive(env, (0.40, -0.05, 0.15), OPEN, 25)
+    for move in ((1.0, 0.0), (0.0, 1.0), (-1.0, -1.0)):
+        for _ in range(6):
+            before = env.target_pos.copy()
+            env.step(np.array([*move, 0.0, OPEN], dtype=np.float32))
+            np.testing.assert_allclose(env.target_pos[:2] - before[:2], np.multiply(move, MAX_STEP),
+                                       atol=1e-9)
 
 
 @pytest.mark.parametrize("block", BLOCKS)
