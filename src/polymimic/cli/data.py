@@ -64,7 +64,8 @@ def _add_generate_arguments(generate: argparse.ArgumentParser) -> None:
         "--dataset", default="polymimic/push/multi-operator-v1",
         help=(
             f"named dataset (known: {', '.join(sorted(DATASETS))}; and a same-skill style "
-            "pair at any distance d in [0, 1]: polymimic/<task>/style-pair-d<d>-v1)"
+            "pair at any distance d in [0, 1]: polymimic/<task>/style-pair-d<d>-v1; the "
+            "compatibility benchmark at any d: polymimic/<task>/compat-d<d>-v1)"
         ),
     )
     generate.add_argument(

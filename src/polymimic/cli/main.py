@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from polymimic.cli import data, evaluate, leaderboard, report
+from polymimic.cli import compat, data, evaluate, leaderboard, report
 from polymimic.cli.options import USER_ERROR_EXIT
 from polymimic.errors import UserError
 
@@ -25,6 +25,8 @@ commands:
                                 the open-loop baseline: replay the nearest demo's actions
   report EVAL_INFO|DIR... --out DIR
                                 compare eval_info.json files: report.md/.html, tables, plots
+  compat score DATASET --base-mask M | --base-operators a,b ...
+                                score demos against a base set (compatibility, Gandhi et al.)
   leaderboard build|submit|verify|list|serve|export
                                 submission bundles, re-evaluated on hidden test contexts
   submit build RUN_DIR --out BUNDLE --name NAME
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parsers = {"data": data.build_parser, "eval": evaluate.build_parser,
                "report": report.build_parser, "leaderboard": leaderboard.build_parser,
-               "submit": leaderboard.build_submit_parser}
+               "submit": leaderboard.build_submit_parser, "compat": compat.build_parser}
     if command not in parsers:
         known = ", ".join(["train", *parsers])
         print(f"polymimic: error: unknown command {command!r}; commands: {known} "

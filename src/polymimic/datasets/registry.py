@@ -48,10 +48,14 @@ def dataset_spec(name: str) -> DatasetSpec:
     """Look a named dataset up, with an error listing the known names.
 
     Besides ``DATASETS``, a same-skill style pair at any style distance,
-    ``polymimic/<task>/style-pair-d<d>-v1`` (``datasets.style_pairs``).
+    ``polymimic/<task>/style-pair-d<d>-v1`` (``datasets.style_pairs``), and the
+    compatibility benchmark, ``polymimic/<task>/compat-d<d>-v1`` (``compat.groundtruth``).
     """
-    pair = parse_style_pair_name(name)
-    return pair if pair is not None else lookup(DATASETS, name, "dataset")
+    # Imported here: the benchmark's module builds on this package's style pairs.
+    from polymimic.compat.groundtruth import parse_compat_name
+
+    spec = parse_style_pair_name(name) or parse_compat_name(name)
+    return spec if spec is not None else lookup(DATASETS, name, "dataset")
 
 
 def expected_behaviour_shares(spec: DatasetSpec) -> dict[str, float]:
