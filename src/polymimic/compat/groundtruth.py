@@ -102,8 +102,8 @@ def compat_benchmark_spec(
     """
     name = compat_benchmark_name(task, distance)  # validates the distance
     d = float(_canonical(distance))
+    contained, others = base_behaviours(task)  # an unknown task fails here, naming the known
     pair = STYLE_PAIRS[task]
-    contained, others = base_behaviours(task)
     scene_weight = pair.tables.strategies[pair.strategy].scene_weight
     in_base = hard_strategy("base_behaviours", contained, scene_weight)
     new_modes = hard_strategy("new_behaviours", others, scene_weight)
