@@ -31,7 +31,7 @@ def test_score_writes_masks_attrs_and_report(benchmark_copy: Path, tmp_path: Pat
     for operator, cls in [("base", "base"), ("conflict", "incompatible"),
                           ("noisy", "noisy_compatible"), ("newmode", "new_mode")]:  # fmt: skip
         assert f"operator {operator} [{cls}]: 3 demos" in out
-    assert "ground truth: AUROC" in out
+    assert "ground truth over 9 non-base demos (3 incompatible): AUROC" in out
     (name,) = scoring_names(benchmark_copy)
     assert name.startswith("compat_paper_")
     keep, reject = get_mask(benchmark_copy, f"{name}_keep"), get_mask(benchmark_copy, f"{name}_reject")
@@ -101,3 +101,4 @@ def test_missing_file_and_wrong_checkpoints(benchmark_copy: Path, tmp_path: Path
     assert score(benchmark_copy, "--base-operators", "base", "--scorer", "multimodal",
                  "--checkpoints", *map(str, members)) == 1  # fmt: skip
     assert "needs 'bc_gmm' members" in capsys.readouterr().err
+    assert not (benchmark_copy.parent / "scored_compat").exists()  # refused before any output

@@ -159,9 +159,7 @@ def run_score(args: argparse.Namespace) -> int:
         print(f"operator {row['operator']}{label}: {row['demos']} demos, {row['rejected']} "
               f"rejected, mean score {row['mean_score']:.4g}")  # fmt: skip
     if labels is not None:
-        truth = report.truth_metrics(result, labels)
-        print(f"ground truth: AUROC {truth['auroc']}, precision {truth['precision']}, "
-              f"recall {truth['recall']}, false-positive rate {truth['false_positive_rate']}")
+        print(report.truth_line(report.truth_metrics(result, labels)))
     keep, reject = (masks[f"{name}_{s}"] for s in ("keep", "reject"))
     print(f"lambda {result.lam:.4g}, eta {result.eta:.4g}; wrote {name} into {args.dataset} "
           f"(mask/{name}_keep: {len(keep)} demos, mask/{name}_reject: {len(reject)}); report: "

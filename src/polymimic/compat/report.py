@@ -143,10 +143,21 @@ def scatter_plot(
     if (lik > 0).all() and result.lam > 0:
         axes.set_yscale("log")
     axes.set_xlabel("novelty (ensemble std)")
-    axes.set_ylabel(f"likelihood term ({result.record.get('likelihood', '')})")
+    axes.set_ylabel(f"likelihood: {result.record.get('likelihood', '')}")
     axes.set_title(f"{result.name}: incompatible = left of eta, above lambda", fontsize=9)
     axes.legend(fontsize=7, markerscale=3)
     return _save(figure, path)
+
+
+def truth_line(truth: Mapping[str, Any]) -> str:
+    """One line of ``truth_metrics``: AUROC, precision, recall, false-positive rates."""
+    fpr = {k: _cell(v) for k, v in truth["false_positive_rate"].items()}
+    return (
+        f"ground truth over {truth['demos']} non-base demos ({truth['incompatible']} "
+        f"incompatible): AUROC {_cell(truth['auroc'])}, precision {_cell(truth['precision'])}, "
+        f"recall {_cell(truth['recall'])}; false-positive rate noisy {fpr['noisy_compatible']}, "
+        f"new mode {fpr['new_mode']}, base {fpr['base']}"
+    )
 
 
 def _cell(value: Any) -> str:
@@ -196,14 +207,7 @@ def write_report(
              *_markdown_table(document["operators"], ["operator", "class", *columns])]  # fmt: skip
     if labels is not None:
         lines += ["", *_markdown_table(document["classes"], ["class", *columns]), ""]
-        truth = document["truth"]
-        fpr = {k: _cell(v) for k, v in truth["false_positive_rate"].items()}
-        lines.append(
-            f"Ground truth over {truth['demos']} non-base demos ({truth['incompatible']} "
-            f"incompatible): AUROC {_cell(truth['auroc'])}, precision {_cell(truth['precision'])}, "
-            f"recall {_cell(truth['recall'])}; false-positive rate noisy "
-            f"{fpr['noisy_compatible']}, new mode {fpr['new_mode']}, base {fpr['base']}."
-        )
+        lines.append(truth_line(document["truth"]) + ".")
     markdown = report_dir / f"{result.name}_report.md"
     atomic_write(markdown, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     json_path = atomic_write_json(report_dir / f"{result.name}_report.json", document, allow_nan=False)

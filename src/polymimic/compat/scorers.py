@@ -123,7 +123,7 @@ class MultimodalScorer(Scorer):
 
     name = "multimodal"
     policy_type = "bc_gmm"
-    likelihood_name = "mixture negative log-likelihood (normalised action units)"
+    likelihood_name = "mixture NLL, normalised units"
 
     def step_terms(
         self, members: Sequence[Policy], obs: np.ndarray, actions: np.ndarray

@@ -43,6 +43,7 @@ from polymimic.datasets.windows import dataset_dims
 from polymimic.errors import OptionError, UserError
 from polymimic.io import library_versions
 from polymimic.policies.checkpoint import checkpoint_digest, read_checkpoint_config
+from polymimic.policies.train import select_device
 
 #: The paper rejects demos with more than 15 incompatible steps of several hundred; the
 #: default allows 10 %: twice the 5 % of its own steps a base demo has above a 95th-
@@ -141,8 +142,8 @@ def check_settings(settings: ScoringSettings) -> None:
     """Refuse settings no scoring can use, before any work.
 
     Raises:
-        UserError: an unknown scorer, fewer than 2 members, a fraction outside [0, 1), a
-            checkpoint directory that is not one.
+        UserError: an unknown scorer, fewer than 2 members, a fraction outside [0, 1), an
+            unusable device, a checkpoint directory that is not one or holds another learner.
     """
     scorer_class(settings.scorer)
     if settings.member_count() < 2:
@@ -153,8 +154,16 @@ def check_settings(settings: ScoringSettings) -> None:
         )
     if not 0.0 <= settings.max_fraction < 1.0:
         raise OptionError(f"--max-incompatible-fraction must lie in [0, 1), got {settings.max_fraction}")
+    how = settings.member_training()
+    select_device(how.device)  # cuda asked for on a machine without it fails here
     for directory in settings.checkpoints:
-        read_checkpoint_config(directory)  # a missing or foreign directory, in one line
+        # Read from config.json alone, before any tensor: missing, foreign, other learner.
+        found = read_checkpoint_config(directory).get("policy_type")
+        if found != how.policy_type:
+            raise UserError(
+                f"{directory} holds a {found!r:.40} checkpoint; the {settings.scorer} scorer "
+                f"needs {how.policy_type!r} members (choose the matching --scorer)"
+            )
 
 
 def scoring_identity(base: Sequence[str], settings: ScoringSettings) -> dict[str, Any]:
@@ -221,7 +230,7 @@ def score_dataset(
         base: the base demos (``resolve_base``).
         settings: what to do.
         work_dir: where trained members' runs go (default: a temporary directory, removed
-            afterwards; ``member_dirs`` then points nowhere).
+            afterwards; the result's ``member_dirs`` is then empty).
         base_source: how the base was chosen, for the record.
 
     Raises:
@@ -240,11 +249,11 @@ def score_dataset(
         steps = scored_steps(path, every_demo, dims[0], members[0].config.obs_horizon)
         terms = scorer_class(settings.scorer)().step_terms(members, steps.obs, steps.actions)
         digests = [checkpoint_digest(d) for d in dirs]
-    heldout = np.isin(np.asarray(steps.demos)[steps.demo_index], split.heldout)
-    lam, eta = _thresholds(settings, terms.likelihood, terms.novelty, heldout)
     lik, nov = terms.likelihood, terms.novelty
     if not (np.isfinite(lik).all() and np.isfinite(nov).all()):
         raise UserError(f"{path}: the members' likelihood or novelty is not finite; retrain them")
+    heldout = np.isin(np.asarray(steps.demos)[steps.demo_index], split.heldout)
+    lam, eta = _thresholds(settings, lik, nov, heldout)
     excess = scores.step_excess(lik, nov, lam, eta)
     per_demo = scores.demo_scores(excess, steps.demo_index, len(steps.demos), settings.max_fraction)
     record = _record(path, identity, split, base_source, settings, (lam, eta), dirs, digests)
