@@ -17,23 +17,17 @@ import pytest
 
 from polymimic.envs.align import (
     BOX_HALF,
-    CONTEXTS,
     INNER_HALF,
     MAX_STEP,
-    POSITION_JITTER,
+    MIN_TARGET_DISTANCE,
     REACH_RADIUS,
-    START_X,
-    START_Y,
-    START_YAW,
-    TARGET_XY,
-    TARGET_YAW,
     TIP_HIGH,
     TIP_LOW,
     WALL_HEIGHT,
-    YAW_JITTER,
     AlignEnv,
+    context_bounds,
 )
-from polymimic.envs.objects import ROD_RADIUS, wrap_angle
+from polymimic.envs.objects import ROD_RADIUS
 
 STILL = np.zeros(3, dtype=np.float32)
 
@@ -94,29 +88,60 @@ def _target_frame(env: AlignEnv) -> tuple[np.ndarray, float, np.ndarray]:
 
 
 # --------------------------------------------------------------------- contexts
-def test_context_table_is_the_documented_grid() -> None:
-    assert AlignEnv.num_contexts == len(CONTEXTS) == 8
-    for i, x in enumerate(START_X):
-        for j, yaw in enumerate(START_YAW):
-            for k, target_yaw in enumerate(TARGET_YAW):
-                assert CONTEXTS[4 * i + 2 * j + k] == (x, START_Y, yaw, *TARGET_XY, target_yaw)
-    assert START_X == (0.50, 0.62) and START_Y == -0.14 and TARGET_XY == (0.56, 0.14)
-    np.testing.assert_allclose(np.degrees(START_YAW), (-30.0, 30.0))
-    np.testing.assert_allclose(np.degrees(TARGET_YAW), (0.0, 90.0))
+REGIONS = {"box": ((0.42, 0.62), (-0.22, -0.07)), "target": ((0.42, 0.62), (0.07, 0.22))}
+
+
+def _poses(env: AlignEnv, seed: int, context: int | None = None) -> np.ndarray:
+    """Box start and target (x, y, yaw) after a reset, (2, 3)."""
+    env.reset(seed=seed, options=None if context is None else {"context": context})
+    return np.array([env.box_pose(), env.target_pose()])
+
+
+def _turn(poses: np.ndarray) -> np.ndarray:
+    """Target yaw - box yaw modulo the half turn, per row of stacked ``_poses``."""
+    return (poses[..., 1, 2] - poses[..., 0, 2] + 0.5 * np.pi) % np.pi - 0.5 * np.pi
+
+
+def test_initial_states_span_the_documented_regions_without_overlaps() -> None:
+    env = _make()
+    poses = np.array([_poses(env, seed) for seed in range(600)])  # (600, 2, 3)
+    for index, (name, ((x0, x1), (y0, y1))) in enumerate(REGIONS.items()):
+        x, y, yaw = poses[:, index].T
+        # Inside the region, reaching within 1 cm (x, y) and 5 deg (yaw) of every end.
+        assert x.min() >= x0 and x.max() <= x1 and y.min() >= y0 and y.max() <= y1, name
+        assert x.min() < x0 + 0.01 and x.max() > x1 - 0.01, name
+        assert y.min() < y0 + 0.01 and y.max() > y1 - 0.01, name
+        # Every orientation: yaw (mod 180 deg) over [-90, 90) deg, to within 5 deg.
+        half = np.mod(yaw + 0.5 * np.pi, np.pi) - 0.5 * np.pi
+        assert half.min() < -0.5 * np.pi + np.radians(5) and half.max() > 0.5 * np.pi - np.radians(5)
+    turns = np.abs(_turn(poses))
+    assert turns.min() < np.radians(5) and turns.max() > np.radians(85)
+    gaps = np.linalg.norm(poses[:, 0, :2] - poses[:, 1, :2], axis=1)
+    assert gaps.min() >= MIN_TARGET_DISTANCE
+    assert MIN_TARGET_DISTANCE > 2 * math.hypot(*BOX_HALF)  # box and outline never overlap
+    contexts = {env.reset(seed=seed)[1]["context"] for seed in range(100)}
+    assert contexts == set(range(AlignEnv.num_contexts)) and AlignEnv.num_contexts == 8
+
+
+def test_initial_state_is_a_function_of_seed_and_context() -> None:
+    first, second = _make(), _make()
+    for seed, context in ((3, 5), (3, 2), (7, None)):
+        np.testing.assert_array_equal(_poses(first, seed, context), _poses(second, seed, context))
+    assert not np.allclose(_poses(first, 3, 5), _poses(first, 4, 5))
+    assert not np.allclose(_poses(first, 3, 5), _poses(first, 3, 4))
 
 
 @pytest.mark.parametrize("context", range(8))
-def test_reset_places_box_and_target_near_the_context(context: int) -> None:
-    x, y, yaw, tx, ty, target_yaw = CONTEXTS[context]
+def test_reset_draws_box_and_target_inside_the_context(context: int) -> None:
+    lows, highs = context_bounds(context)
+    # Halves of the regions in x (10 cm), the whole regions in y, a half of the turns.
+    np.testing.assert_allclose(highs - lows, [0.10, 0.15, 0.10, 0.15, np.pi, np.pi / 4])
     env = _make(context)
-    for seed in range(3):
-        env.reset(seed=seed, options={"context": context})
-        bx, by, byaw = env.box_pose()
-        px, py, pyaw = env.target_pose()
-        assert abs(bx - x) <= POSITION_JITTER and abs(by - y) <= POSITION_JITTER
-        assert abs(wrap_angle(byaw - yaw)) <= YAW_JITTER + 1e-9
-        assert abs(px - tx) <= POSITION_JITTER and abs(py - ty) <= POSITION_JITTER
-        assert abs(wrap_angle(pyaw - target_yaw)) <= YAW_JITTER + 1e-9
+    for seed in range(10):
+        (bx, by, byaw), (px, py, pyaw) = poses = _poses(env, seed, context)
+        drawn = np.array([bx, by, px, py])
+        assert np.all(drawn >= lows[:4] - 1e-9) and np.all(drawn <= highs[:4] + 1e-9)
+        assert lows[5] - 1e-9 <= abs(_turn(poses)) <= highs[5] + 1e-9
         # The observation carries the same poses, yaw doubled for the half-turn symmetry.
         obs = env._get_obs()
         np.testing.assert_allclose(obs["box"], (bx, by, math.sin(2 * byaw), math.cos(2 * byaw)),

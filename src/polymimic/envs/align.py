@@ -20,21 +20,23 @@ WALL_HEIGHT = 0.06  # m
 INNER_HALF = (BOX_HALF[0] - WALL_THICKNESS, BOX_HALF[1] - WALL_THICKNESS)  # cavity
 BOX_MASS = 0.3  # kg, spread over the walls by their length
 BOX_SYMMETRY = math.pi  # a rectangle looks the same after half a turn
-# Contexts: k = 4 i + 2 j + l picks the box's start x (i), its start yaw (j) and the
-# target's yaw (l); both positions in y are fixed, so every context needs a ~28 cm push.
-START_X = (0.50, 0.62)  # m
-START_Y = -0.14  # m
-START_YAW = (-math.pi / 6, math.pi / 6)  # rad
-TARGET_XY = (0.56, 0.14)  # m
-TARGET_YAW = (0.0, math.pi / 2)  # rad
-CONTEXTS = tuple(
-    (x, START_Y, yaw, *TARGET_XY, target_yaw)
-    for x in START_X
-    for yaw in START_YAW
-    for target_yaw in TARGET_YAW
-)
-POSITION_JITTER = 0.01  # m, uniform per axis, box start and target independently
-YAW_JITTER = 0.05  # rad (~3 deg), uniform, box start and target independently
+# Initial-state regions (D3IL scale): the box's centre uniform in a 20 cm (x) x 15 cm (y)
+# rectangle on the right, the target's in its mirror image on the left; both yaws cover
+# every orientation (the box looks the same after half a turn). The regions sit nearer the
+# middle (y) than D3IL's so that every face of a box anywhere in them can still be pushed
+# from outside within the arm's reach (operators.align_geometry.centre_reachable).
+REGION_X = (0.42, 0.62)  # m, box start and target
+START_Y = (-0.22, -0.07)  # m, box start
+TARGET_Y = (0.07, 0.22)  # m, target
+# Context k = 4 i + 2 j + l: i / j the near (0) or far (1) half in x of the box's / the
+# target's region, l a turn (target yaw - box yaw, modulo the half turn) below (0) or
+# above (1) 45 deg. A coarse start configuration; the seed draws the rest.
+CELLS = 2
+TURN_SPLIT = math.pi / 4  # rad
+# Rejection of overlapping initial states: box and target centres at least this far apart
+# (two half-diagonals of the box plus 2.8 cm), so the box never starts on its outline.
+MIN_TARGET_DISTANCE = 0.20  # m
+MAX_DRAWS = 1000  # rejection-sampling attempts; the tightest context accepts 93 % of draws
 # Success tolerances (D3IL: 1.8 cm and 0.048 pi = 8.6 deg).
 POSITION_TOLERANCE = 0.02  # m, box centre to target centre
 YAW_TOLERANCE = math.radians(10.0)  # rad, modulo the box's half-turn symmetry
@@ -56,8 +58,6 @@ REACH_RADIUS = 0.80  # m
 HOME_TIP = np.array([0.35, 0.0, TIP_HIGH])
 _X_RANGE = (float(WORKSPACE_LOW[0]), float(WORKSPACE_HIGH[0]))
 _Y_RANGE = (float(WORKSPACE_LOW[1]), float(WORKSPACE_HIGH[1]))
-# Box start (x, y, yaw) then target (x, y, yaw).
-_JITTER_SCALE = np.array([POSITION_JITTER, POSITION_JITTER, YAW_JITTER] * 2)
 
 
 def _box_xml() -> str:
@@ -91,8 +91,8 @@ def _target_xml() -> str:
         f'rgba="0.1 0.75 0.3 0.8" contype="0" conaffinity="0"/>'
         for x, y, sx, sy in strips
     )
-    x, y = TARGET_XY
-    return f'<body name="target" mocap="true" pos="{x} {y} 0">{geoms}</body>'
+    # Placed at the middle of its region here; every reset moves it.
+    return f'<body name="target" mocap="true" pos="0.52 0.145 0">{geoms}</body>'
 
 
 class AlignEnv(ArmTaskEnv):
@@ -109,12 +109,25 @@ class AlignEnv(ArmTaskEnv):
     tip is above 7 cm) or push the outer faces. The target is the box's outline drawn on
     the table (a non-colliding mocap body). The box's x axis is its long axis.
 
+    **Initial states** (D3IL scale). The box's centre is uniform in x [0.42, 0.62],
+    y [-0.22, -0.07] (20 x 15 cm), the target's in x [0.42, 0.62], y [0.07, 0.22]; both
+    yaws are uniform over every orientation, [-90°, 90°) (half-turn symmetry), so the turn
+    needed is anything up to 90° either way. D3IL's Aligning draws the box in x [0.40,
+    0.60], y [-0.25, -0.10] and the target in x [0.40, 0.60], y [0.20, 0.35], yaws in
+    [-90°, 90°] (its ``BlockContextManager``): the same sizes; here both regions sit 3 cm
+    (box) and 13 cm (target) nearer the middle, so every face of a box anywhere in them can
+    be pushed from outside within the arm's reach (0.80 m) and the workspace (|y| <= 0.35).
+    States are redrawn until box and target centres are at least 20 cm apart (two
+    half-diagonals of the box + 2.8 cm: the box never starts on its target's outline).
+
     **Contexts** (``num_contexts = 8``, ``reset(options={"context": k})``; drawn from the
-    seed when not given): ``k = 4 i + 2 j + l`` starts the box at
-    x = (0.50, 0.62)[i], y = -0.14, yaw = (-30°, +30°)[j], with the target at (0.56, 0.14)
-    and yaw (0°, 90°)[l] (``CONTEXTS``: a 28 cm push with a 30° or 60° turn). The seed
-    adds uniform +-1 cm per axis and +-0.05 rad (~3°) of yaw to the box start and,
-    independently, to the target.
+    seed when not given): a coarse start configuration, ``k = 4 i + 2 j + l`` with ``i``
+    / ``j`` the near (0) or far (1) half in x of the box's / the target's region and ``l``
+    a turn (target yaw - box yaw modulo 180°) of less (0) or more (1) than 45°
+    (``context_bounds``). The seed draws the box's yaw uniformly, the turn's size
+    uniformly in its half and its sign, and the positions uniformly in their halves, with
+    the rejection above; so over uniformly drawn contexts both yaws are uniform. The
+    initial state is a deterministic function of (seed, context).
 
     **Timing.** Physics timestep 2 ms (implicitfast), 25 substeps per control step, i.e.
     50 ms / 20 Hz control; ``max_episode_steps = 700`` (35 s; v0 allowed 500). D3IL uses
@@ -166,7 +179,7 @@ class AlignEnv(ArmTaskEnv):
     task_id: ClassVar[str] = "polymimic/Align-v1"
     behaviours: ClassVar[tuple[str, ...]] = BEHAVIOURS
     max_episode_steps: ClassVar[int] = 700
-    num_contexts: ClassVar[int] = len(CONTEXTS)
+    num_contexts: ClassVar[int] = CELLS**3
     # inside push, outside push, previous box x, y, yaw, rod's last side (-1: none), success
     task_state_size: ClassVar[int] = 7
 
@@ -193,16 +206,27 @@ class AlignEnv(ArmTaskEnv):
 
     # ----------------------------------------------------------------- episode
     def _reset_task(self, options: dict[str, Any]) -> None:
-        x, y, yaw, tx, ty, target_yaw = CONTEXTS[self.context]
-        jitter = self.np_random.uniform(-1.0, 1.0, 6) * _JITTER_SCALE
-        x, y, yaw = x + jitter[0], y + jitter[1], yaw + jitter[2]
+        x, y, yaw, tx, ty, target_yaw = self._draw_poses(self.context)
         adr = self._box_qpos
         self.data.qpos[adr : adr + 3] = (x, y, 0.0)
         self.data.qpos[adr + 3 : adr + 7] = yaw_quat(yaw)
-        self.data.mocap_pos[self._target_mocap] = (tx + jitter[3], ty + jitter[4], 0.0)
-        self.data.mocap_quat[self._target_mocap] = yaw_quat(target_yaw + jitter[5])
+        self.data.mocap_pos[self._target_mocap] = (tx, ty, 0.0)
+        self.data.mocap_quat[self._target_mocap] = yaw_quat(target_yaw)
         self._progress[:] = (0.0, 0.0, x, y, yaw, -1.0, 0.0)
         self._cache_target()
+
+    def _draw_poses(self, context: int) -> tuple[float, ...]:
+        """Box start (x, y, yaw) then target (x, y, yaw) in context ``context``, redrawn
+        while the centres are too close; a deterministic function of the seeded
+        ``np_random`` and the context."""
+        lows, highs = context_bounds(context)
+        for _ in range(MAX_DRAWS):
+            x, y, tx, ty, yaw, turn = self.np_random.uniform(lows, highs)
+            sign = 1.0 if self.np_random.random() < 0.5 else -1.0
+            if math.hypot(tx - x, ty - y) >= MIN_TARGET_DISTANCE:
+                target_yaw = wrap_angle(yaw + sign * turn, BOX_SYMMETRY)
+                return float(x), float(y), float(yaw), float(tx), float(ty), target_yaw
+        raise RuntimeError(f"no accepted initial state in context {context}")  # never seen
 
     def _apply_action(self, action: list[float]) -> None:
         # Scalar math: np.clip on a 3-vector costs more than the rest of this step's task code.
@@ -314,3 +338,15 @@ class AlignEnv(ArmTaskEnv):
     def _set_task_state(self, task_state: np.ndarray) -> None:
         self._progress[:] = task_state
         self._cache_target()  # reset_to has already restored the mocap target
+
+
+def context_bounds(context: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of (box x, box y, target x, target y, box yaw, |turn|) in
+    context ``context`` (yaws in rad)."""
+    box_cell, target_cell, turn_cell = (context >> 2) & 1, (context >> 1) & 1, context & 1
+    half = 0.5 * (REGION_X[1] - REGION_X[0])
+    box_x, target_x = REGION_X[0] + box_cell * half, REGION_X[0] + target_cell * half
+    yaw = 0.5 * BOX_SYMMETRY
+    lows = (box_x, START_Y[0], target_x, TARGET_Y[0], -yaw, turn_cell * TURN_SPLIT)
+    highs = (box_x + half, START_Y[1], target_x + half, TARGET_Y[1], yaw, (turn_cell + 1) * TURN_SPLIT)
+    return np.array(lows), np.array(highs)

@@ -36,6 +36,7 @@ from polymimic.operators.align_geometry import (  # noqa: F401  (align_scene_uti
     back_off,
     centre_reachable,
     point_reachable,
+    room_to_push,
     segment_hits_rect,
 )
 from polymimic.operators.base import TIERS, Operator, Skill, Strategy
@@ -159,6 +160,9 @@ class AlignScript:
     def _push_done(self, push: Push, frame: BoxFrame) -> bool:
         if push.kind == "turn":
             return abs(frame.yaw_error) < YAW_DONE
+        end = frame.centre + frame.axes[push.axis] * frame.error[push.axis]
+        if abs(frame.yaw_error) > YAW_START and not room_to_push(end, self.inside):
+            return True  # the box turned while sliding, and its end drifted out of reach
         return push.sign * frame.error[push.axis] < SLIDE_DONE
 
     def _choose_push(self, frame: BoxFrame, tip_local: np.ndarray) -> Push | None:
@@ -166,7 +170,7 @@ class AlignScript:
 
         A turn-first operator turns whenever the yaw is off; a slide-first one first
         slides a roughly aligned box (yaw off by less than ``slide_yaw``) close to the
-        target. A slide must not carry the box where a face is out of the rod's reach.
+        target. A slide must not carry the box where the rod cannot push it (``room_to_push``).
         """
         error, yaw_off = frame.error, abs(frame.yaw_error)
         slide_first = (
@@ -186,7 +190,7 @@ class AlignScript:
         slides = [push for push in slides if self._reachable(push, frame)]
         for push in slides:
             travel = frame.axes[push.axis] * error[push.axis]  # where the slide ends
-            if self.inside or centre_reachable(frame.centre + travel):
+            if room_to_push(frame.centre + travel, self.inside):
                 return push
         if yaw_off > YAW_START:
             return self._choose_turn(frame, tip_local)

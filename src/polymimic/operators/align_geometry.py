@@ -11,6 +11,7 @@ import numpy as np
 from polymimic.envs.align import (
     BOX_HALF,
     BOX_SYMMETRY,
+    INNER_HALF,
     REACH_RADIUS,
     WORKSPACE_HIGH,
     WORKSPACE_LOW,
@@ -20,6 +21,7 @@ from polymimic.envs.objects import ROD_RADIUS, wrap_angle
 GAP = 0.02  # m: the pre-push point lies this far behind the contact point (nominal)
 # Contact and pre-push points must lie this far inside the workspace's clip region.
 REACH_MARGIN = 0.005  # m
+INSIDE_LEAD = 0.02  # m: room an inside push needs beyond the inner wall (the push's lead)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +72,15 @@ def point_reachable(point: np.ndarray, margin: float = REACH_MARGIN) -> bool:
 def centre_reachable(centre: np.ndarray) -> bool:
     """Whether every face of a box centred here can be pushed from outside."""
     return point_reachable(centre, REACH_MARGIN + BOX_HALF[0] + ROD_RADIUS + GAP)
+
+
+def room_to_push(centre: np.ndarray, inside: bool) -> bool:
+    """Whether the rod can push a box centred here: on every outer face (outside), or on
+    the inner walls with a push's lead to spare (inside). Slides run along the box's axes,
+    so a yawed box's path bends away from the straight line to the target."""
+    if inside:
+        return point_reachable(centre, REACH_MARGIN + INNER_HALF[0] + INSIDE_LEAD)
+    return centre_reachable(centre)
 
 
 def segment_hits_rect(p: np.ndarray, q: np.ndarray, half: np.ndarray) -> bool:
