@@ -172,3 +172,29 @@ def test_a_multi_optimiser_learner_reports_its_own_losses(h5_path: Path, tmp_pat
     assert line.startswith("trained to step 10 (") and "nan" not in line
     for name in names:
         assert f"{name} {metrics[name]:.4g}" in line
+
+
+def test_a_held_out_mask_logs_its_loss_and_the_training_mask_is_refused_as_one(
+    tmp_path: Path,
+) -> None:
+    """valid_filter_key=valid logs valid/loss at each evaluation; the training mask itself,
+    or a mask the file lacks, is refused with one line naming it, before anything is written."""
+    path = write_demo_file(tmp_path / "demos.hdf5", random_demos(),
+                           {"train": ["demo_0", "demo_1", "demo_2"], "valid": ["demo_3"]})  # fmt: skip
+    run_dir = tmp_path / "run"
+    run_cli([f"dataset={path}", "train.num_steps=10", "train.batch_size=8", "train.eval_every=5",
+             "policy.hidden_dims=[16,16]", "train.progress_bar=false", "valid_filter_key=valid",
+             f"hydra.run.dir={run_dir}"], cwd=tmp_path)  # fmt: skip
+    steps = [json.loads(line).get("step") for line in (run_dir / "train_log.jsonl").open()
+             if "valid/loss" in line]  # fmt: skip
+    assert steps == [5, 10]
+    assert "valid/loss" in json.loads((run_dir / "train_metrics.json").read_text())
+    for key, words in (("train", "is the training mask"), ("nope", "nope")):
+        bad_dir = tmp_path / f"bad_{key}"
+        code = ("from polymimic.cli.train import main; main(["
+                f"'dataset={path}', 'valid_filter_key={key}', 'hydra.run.dir={bad_dir}'])")  # fmt: skip
+        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)  # fmt: skip
+        assert result.returncode != 0 and words in result.stderr
+        assert result.stderr.count("error:") == 1
+        assert not bad_dir.exists() or not any(bad_dir.iterdir())  # Hydra makes it; we write nothing

@@ -204,3 +204,71 @@ def test_max_minutes_stop_resumes_into_the_uninterrupted_run(
 def test_max_minutes_must_be_positive() -> None:
     with pytest.raises(ConfigValueError, match="max_minutes"):
         config_from_values(TrainConfig, {"max_minutes": 0.0}, where="train")
+
+
+@pytest.fixture(scope="module")
+def held_out_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[WindowDataset, WindowDataset]:
+    """Training windows of demos 0-2 and held-out windows of demo 3 of one file."""
+    path = write_demo_file(
+        tmp_path_factory.mktemp("held_out") / "demos.hdf5", random_demos(),
+        {"train": ["demo_0", "demo_1", "demo_2"], "valid": ["demo_3"]},
+    )
+    keys = ["tip_pos", "block_red"]
+    return WindowDataset(path, keys, obs_horizon=2), WindowDataset(path, keys, "valid", obs_horizon=2)
+
+
+def test_held_out_loss_is_logged_at_evaluations_and_is_the_mean_over_the_split(
+    held_out_pair: tuple[WindowDataset, WindowDataset], tmp_path: Path
+) -> None:
+    """``valid/loss`` appears at each eval_every step and the last, and equals the policy's own
+    loss on the whole held-out split (20 items, fewer than one cap); the training loss is not."""
+    from polymimic.policies.held_out import held_out_loss
+
+    train_set, held_out = held_out_pair
+    policy = make_policy(train_set)
+    metrics = train(policy, train_set, config(eval_every=8), tmp_path / "run", held_out=held_out)
+    records = [r for r in read_log(tmp_path / "run") if "valid/loss" in r]
+    assert [r["step"] for r in records] == [8, 16, 20]
+    assert metrics["valid/loss"] == records[-1]["valid/loss"]
+    policy.eval()
+    with torch.no_grad():
+        batch = held_out.get_batch(list(range(len(held_out))))
+        expected = float(policy.compute_loss(batch, "policy")["loss"])
+    assert metrics["valid/loss"] == pytest.approx(expected, rel=1e-5)
+    assert held_out_loss(policy, held_out, ["policy"], 7, torch.device("cpu"))["loss"] == (
+        pytest.approx(expected, rel=1e-5)
+    )  # batching does not change the mean
+    assert abs(metrics["valid/loss"] - metrics["loss"]) > 1e-3
+
+
+def test_scoring_a_held_out_split_does_not_change_training(tmp_path: Path) -> None:
+    """Diffusion's loss draws noise and timesteps from the torch RNG even in eval mode:
+    scoring the split between steps must not shift the training stream (it runs in a forked,
+    seeded RNG), so the weights match a run without a split bit for bit, and two scorings of
+    the same weights agree exactly."""
+    from polymimic.policies.base import policy_class
+    from polymimic.policies.held_out import held_out_loss
+
+    path = write_demo_file(tmp_path / "demos.hdf5", random_demos(),
+                           {"train": ["demo_0", "demo_1", "demo_2"], "valid": ["demo_3"]})  # fmt: skip
+    cls = policy_class("diffusion")
+
+    def build() -> torch.nn.Module:
+        torch.manual_seed(0)
+        values = {"down_dims": [8, 16], "kernel_size": 3, "n_groups": 4,
+                  "diffusion_step_embed_dim": 8, "obs_keys": ["tip_pos", "block_red"],
+                  "obs_dim": 6, "action_dim": 2}  # fmt: skip
+        return cls(config_from_values(cls.config_class, values))
+
+    plain, scored = build(), build()
+    keys = ["tip_pos", "block_red"]
+    train_set = WindowDataset(path, keys, spec=plain.batch_spec())
+    held_out = WindowDataset(path, keys, "valid", spec=plain.batch_spec())
+    for policy in (plain, scored):
+        policy.set_normalization(train_set.stats())
+    train(plain, train_set, config(), tmp_path / "plain")
+    train(scored, train_set, config(eval_every=3), tmp_path / "scored", held_out=held_out)
+    assert_same_weights(weights(plain), weights(scored))
+    device = torch.device("cpu")
+    first = held_out_loss(scored, held_out, ["policy"], 8, device)
+    assert held_out_loss(scored, held_out, ["policy"], 8, device) == first

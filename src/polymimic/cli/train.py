@@ -73,9 +73,11 @@ def write_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
     atomic_write_json(run_dir / "train_config.json", resolved)
 
 
-def prepare_run(cfg: DictConfig) -> tuple[dict[str, Any], WindowDataset, Policy, TrainConfig]:
-    """Check every option and the dataset, build the policy and load its batches; touches
-    no file.
+def prepare_run(
+    cfg: DictConfig,
+) -> tuple[dict[str, Any], WindowDataset, WindowDataset | None, Policy, TrainConfig]:
+    """Check every option and the dataset, build the policy and load its batches (training
+    and, with ``valid_filter_key``, held-out); touches no file.
 
     Raises:
         UserError: no or a bad dataset, a config value out of bounds, env args outside the
@@ -98,10 +100,33 @@ def prepare_run(cfg: DictConfig) -> tuple[dict[str, Any], WindowDataset, Policy,
     )
     dataset.env_args = {**dataset.env_args, "env_name": env_id, "env_kwargs": env_kwargs}
     policy.set_normalization(dataset.stats())
+    held_out = held_out_split(resolved, obs_keys, policy)
     resolved["obs_keys"] = list(obs_keys)
     preset = resolved["policy"].get("preset", DEFAULT_PRESET)
     resolved["policy"] = {"type": policy.name, "preset": preset, **config_to_dict(policy.config)}
-    return resolved, dataset, policy, train_cfg
+    return resolved, dataset, held_out, policy, train_cfg
+
+
+def held_out_split(
+    resolved: dict[str, Any], obs_keys: tuple[str, ...], policy: Policy
+) -> WindowDataset | None:
+    """The items of ``valid_filter_key``'s demos (None when unset), windowed like training's.
+
+    Raises:
+        UserError: the mask is missing, or shares demos with the training mask.
+    """
+    key = resolved.get("valid_filter_key")
+    if key is None:
+        return None
+    if key == resolved["filter_key"]:
+        raise OptionError(
+            f"valid_filter_key={key!r} is the training mask; give a mask of held-out demos "
+            "(e.g. valid)"
+        )
+    return WindowDataset(
+        resolved["dataset"], obs_keys, key, spec=policy.batch_spec(),
+        idle_below=float(resolved["idle_below"]),
+    )
 
 
 def make_evaluator(
@@ -131,7 +156,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     finds a checkpoint there without ``train.resume=true`` is refused before it writes, and
     the run holds a lock on ``run_dir`` so two runs cannot write into it at once.
     """
-    resolved, dataset, policy, train_cfg = prepare_run(cfg)
+    resolved, dataset, held_out, policy, train_cfg = prepare_run(cfg)
     episodes = resolved["eval_episodes"]
     if isinstance(episodes, bool) or not isinstance(episodes, int) or not 0 <= episodes <= 10**5:
         raise OptionError(f"eval_episodes={episodes!r} must be an integer in [0, 100000]")
@@ -149,7 +174,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "policy_preset": resolved["policy"]["preset"],
         }
         metrics = train(
-            policy, dataset, train_cfg, run_dir, checkpoint_extra=extra, evaluator=evaluator
+            policy, dataset, train_cfg, run_dir, checkpoint_extra=extra, evaluator=evaluator,
+            held_out=held_out,
         )
         atomic_write_json(run_dir / "train_metrics.json", metrics)
     return metrics

@@ -53,6 +53,9 @@ class TrainRunConfig:
     # Drop training items whose action has every component below this (an operator's pause;
     # datasets.windows.active_steps); 0 keeps every step.
     idle_below: float = 0.0
+    # Demos held out of training (a mask, e.g. robomimic's `valid`) whose loss is logged as
+    # valid/<term> at every evaluation (train.eval_every and the last step); null: none.
+    valid_filter_key: str | None = None
     obs_keys: list[str] = dataclasses.field(
         default_factory=list
     )  # empty = every obs key of the file

@@ -19,6 +19,10 @@ evaluates, logs and saves a checkpoint as at the last step, and reports
 only what is left of its budget; time after the last checkpoint of a killed run is not
 counted (its steps are redone).
 
+A held-out split (``held_out``: e.g. the demos of robomimic's ``valid`` mask) is scored at
+every evaluation: the mean of each loss term over its items, logged as ``valid/<term>``
+(``policies.held_out``). The training loss alone cannot show overfitting.
+
 Resuming is exact: the checkpoint holds the weights (the learner's own EMA and target
 networks included), every optimiser and schedule, and the RNG states, and batches are drawn
 from a per-epoch permutation seeded by ``(seed, epoch)``, so step ``k`` sees the same batch
@@ -47,6 +51,7 @@ from polymimic.config.values import bounded
 from polymimic.errors import OptionError, UserError
 from polymimic.io import exclusive_lock
 from polymimic.policies.base import Policy
+from polymimic.policies.held_out import held_out_loss
 from polymimic.policies.optim import OptimizerSpec, check_optimizer_specs
 from polymimic.policies.training_state import (
     find_resume_dir,
@@ -232,6 +237,7 @@ def train(
     run_dir: str | Path,
     checkpoint_extra: dict[str, Any] | None = None,
     evaluator: Evaluator | None = None,
+    held_out: Dataset | None = None,
 ) -> dict[str, Any]:
     """Train ``policy`` on ``dataset`` for ``cfg.num_steps`` training steps, or until the
     wall-clock budget ``cfg.max_minutes`` is spent, whichever comes first.
@@ -245,6 +251,9 @@ def train(
         checkpoint_extra: JSON fields stored in the checkpoint's config.json (env args, ...).
         evaluator: run every ``cfg.eval_every`` steps and after the last step (rollouts);
             its scalars are logged with prefix ``eval/``.
+        held_out: items of held-out demos (same ``batch_spec``), scored at the same steps
+            as the evaluator (``cfg.eval_every`` and the last step) by
+            ``held_out.held_out_loss``, logged as ``valid/<term>``.
 
     Returns:
         Final metrics: ``step``, the mean of each loss term over the last log interval,
@@ -275,7 +284,7 @@ def train(
     if start_step == 0:  # a resumed run's fitted state came back with its weights
         policy.fit_to_data(dataset, cfg.seed)
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_step)
-    loop = _Loop(policy, specs, cfg, device, run_dir, checkpoint_extra, evaluator)
+    loop = _Loop(policy, specs, cfg, device, run_dir, checkpoint_extra, evaluator, held_out)
     batches = batch_stream(dataset, sampler, device, cfg.data_on_device)
     metrics = loop.run(batches, start_step, prior_wall_s)
     return {**metrics, "device": str(device)}
@@ -342,9 +351,11 @@ class _Loop:
         run_dir: Path,
         checkpoint_extra: dict[str, Any] | None,
         evaluator: Evaluator | None,
+        held_out: Dataset | None = None,
     ) -> None:
         self.policy, self.specs, self.cfg, self.device = policy, specs, cfg, device
         self.run_dir, self.extra, self.evaluator = run_dir, checkpoint_extra, evaluator
+        self.held_out = held_out
         self.sums: dict[str, torch.Tensor] = {}  # summed on device; read back when logging
         self.counts: dict[str, int] = {}
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
@@ -389,7 +400,7 @@ class _Loop:
                 if out_of_time and step < cfg.num_steps:
                     stopped_by = "max_minutes"
                 save = (cfg.save_every > 0 and step % cfg.save_every == 0) or last_step
-                evaluate = self.evaluator is not None and (
+                evaluate = (self.evaluator is not None or self.held_out is not None) and (
                     last_step or (cfg.eval_every > 0 and step % cfg.eval_every == 0)
                 )
                 if save or evaluate or step % cfg.log_every == 0 or last_step:
@@ -424,11 +435,16 @@ class _Loop:
 
     def _evaluate(self, step: int, log: Any) -> None:
         started, clock_started = time.perf_counter(), _clock()
-        scalars = self.evaluator(step, self.policy)
+        scalars = {} if self.evaluator is None else self.evaluator(step, self.policy)
+        valid = {}
+        if self.held_out is not None:
+            names = [spec.name for spec in self.specs]
+            valid = held_out_loss(self.policy, self.held_out, names, self.cfg.batch_size, self.device)
         self.eval_clock_s += _clock() - clock_started
         self.policy.train()  # evaluation may have switched modes; training continues
         # None is a metric the evaluation could not estimate (an entropy without successes).
         self.last_eval = {f"eval/{k}": None if v is None else float(v) for k, v in scalars.items()}
+        self.last_eval.update({f"valid/{k}": v for k, v in valid.items()})
         record = {"step": step, **self.last_eval, "eval_wall_s": time.perf_counter() - started}
         log.write(json.dumps(record) + "\n")
         log.flush()
