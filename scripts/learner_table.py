@@ -214,6 +214,8 @@ def train_run(args: argparse.Namespace, plan: dict, run_dir: Path, minutes: floa
         f"train.num_steps={plan['num_steps']}", f"train.max_minutes={minutes}",
         f"train.save_every={plan['save_every']}", f"train.log_every={plan['log_every']}",
         f"hydra.run.dir={run_dir}", *(["train.resume=true"] if resume else []),
+        # the held-out demos' loss 20 times per budget: overfitting shows in the table
+        "valid_filter_key=valid", f"train.eval_every={max(1, plan['num_steps'] // 20)}",
     ]  # fmt: skip
     if run_logged(command, run_dir, "train_output.txt") != 0:
         raise RuntimeError(f"training {run_dir} failed; see {run_dir / 'train_output.txt'}")
@@ -308,16 +310,27 @@ def training_cells(run_dir: Path, items: int, finished: bool) -> list[str] | Non
     ]
 
 
+def held_out_cell(run_dir: Path) -> str:
+    """``best (step) / last`` of the logged held-out loss (``valid/loss``); empty without."""
+    log = run_dir / "train_log.jsonl"
+    lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    scored = [(line["valid/loss"], line["step"]) for line in lines if "valid/loss" in line]
+    if not scored:
+        return ""
+    best, step = min(scored)
+    return f"{best:.3f} ({step}) / {scored[-1][0]:.3f}"
+
+
 def table_row(out: Path, learner: str, subset: str, items: dict[str, int]) -> str:
     """An imitation learner's row: its last checkpoint's evaluation."""
     run_dir = out / learner / subset
     finished = (run_dir / "train_metrics.json").exists()
     training = training_cells(run_dir, items[subset], finished)
     if training is None:
-        return "| " + " | ".join([learner, subset, "pending"] + [""] * 6) + " |"
+        return "| " + " | ".join([learner, subset, "pending"] + [""] * 7) + " |"
     info = _read(run_dir / "eval_info.json")
     evaluated = [_success(info), *_entropies(info)] if info else ["not evaluated", "", ""]
-    return "| " + " | ".join([learner, subset, *training, *evaluated]) + " |"
+    return "| " + " | ".join([learner, subset, *training, held_out_cell(run_dir), *evaluated]) + " |"
 
 
 def offline_rl_row(out: Path, learner: str, subset: str, items: dict[str, int]) -> str:
@@ -381,11 +394,14 @@ def write_table(args: argparse.Namespace, items: dict[str, int], demos: dict[str
         "",
         "## Imitation learners",
         "",
-        "The last checkpoint is evaluated (EMA weights where the learner keeps one).",
+        "The last checkpoint is evaluated (EMA weights where the learner keeps one). Held-out "
+        "loss: the learner's own loss on the `valid` demos (never trained on), logged 20 "
+        "times per budget: its lowest value (at step) / its last; a last far above the "
+        "lowest is overfitting. Empty for runs made before it was logged.",
         "",
-        "| learner | subset | steps | epochs | train min | stopped by | success | "
-        "behaviour entropy | conditional entropy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| learner | subset | steps | epochs | train min | stopped by | held-out loss | "
+        "success | behaviour entropy | conditional entropy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [table_row(args.out, *run, items) for run in table_runs(args, IMITATION)]
     offline = table_runs(args, OFFLINE_RL)

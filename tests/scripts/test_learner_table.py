@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def test_runner_trains_evaluates_tabulates_and_resumes(
         metrics = json.loads((run_dir / "train_metrics.json").read_text())
         assert metrics["stopped_by"] in ("max_minutes", "num_steps")
         assert metrics["step"] >= 1 and (run_dir / "train_log.jsonl").exists()
+        assert resolved["valid_filter_key"] == "valid"  # held-out loss logged, in the table
+        assert isinstance(metrics["valid/loss"], float)
         info = json.loads((run_dir / "eval_info.json").read_text())
         assert info["aggregated"]["num_episodes"] == 2
         assert info["protocol"]["split"] == "test"
@@ -73,6 +76,8 @@ def test_runner_trains_evaluates_tabulates_and_resumes(
     table = (out / "table.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith(("| bc_mlp", "| bc_rnn"))]
     assert len(rows) == 2 and all("/2 = " in row for row in rows)  # successes/episodes
+    held_out = [row.split(" | ")[6] for row in rows]  # "best (step) / last"
+    assert all(re.fullmatch(r"\d+\.\d{3} \(\d+\) / \d+\.\d{3}", cell) for cell in held_out), held_out
 
     # A rerun finds both runs finished and runs nothing.
     before = {learner: commands(out / learner / "better") for learner in ("bc_mlp", "bc_rnn")}
