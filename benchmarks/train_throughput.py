@@ -53,7 +53,9 @@ records ``os.getloadavg()`` when it started: on a shared machine other jobs slow
 
 robomimic 0.3.0 is installed with ``--no-deps``; its algorithms import torchvision at module
 level for image encoders these low-dimensional runs never build, so this script only puts a
-minimal stand-in ``torchvision`` module in ``sys.modules`` before importing them.
+minimal stand-in ``torchvision`` module in ``sys.modules`` before importing them. That
+stand-in, robomimic's configs at these sizes and its standardised-once dataset live in
+``benchmarks/robomimic_setup.py``, shared with ``scripts/robomimic_crosscheck.py``.
 
     python benchmarks/train_throughput.py --file push_v1.hdf5 [--threads 1 2] [--repeats 3]
     python benchmarks/train_throughput.py --file push_v1.hdf5 --models iql cql bcq \
@@ -71,17 +73,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 from typing import Any
 
+import robomimic_setup  # benchmarks/robomimic_setup.py, beside this script
+
 OBS_KEYS = ("green_block", "red_block", "tip_pos", "tip_target")
 BATCH = 256
-SEQ_RNN = 10
 #: model -> (polymimic learner, robomimic algorithm)
 MODELS = {"mlp": ("bc_mlp", "bc"), "rnn": ("bc_rnn", "bc"), "iql": ("iql", "iql"),
           "cql": ("cql", "cql"), "bcq": ("bcq", "bcq")}  # fmt: skip
-OFFLINE_RL = ("iql", "cql", "bcq")
+OFFLINE_RL = robomimic_setup.OFFLINE_RL
 NAMES = {"mlp": "bc_mlp vs BC", "rnn": "bc_rnn vs BC-RNN", "iql": "iql vs IQL",
          "cql": "cql vs CQL", "bcq": "bcq vs BCQ"}  # fmt: skip
 RESULTS = Path("results/benchmarks")
@@ -111,116 +113,20 @@ def _polymimic(path: str, model: str, steps: int) -> dict[str, Any]:
             "losses": {k: v for k, v in metrics.items() if k.endswith("loss")}}  # fmt: skip
 
 
-def _torchvision_stand_in() -> None:
-    """A module tree that satisfies robomimic 0.3.0's module-level torchvision imports."""
-    if "torchvision" in sys.modules:
-        return
-    root = types.ModuleType("torchvision")
-    transforms = types.ModuleType("torchvision.transforms")
-    functional = types.ModuleType("torchvision.transforms.functional")
-    models = types.ModuleType("torchvision.models")
-
-    class _Unavailable:  # Lambda, Compose, ...: only image pipelines would build them
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            raise RuntimeError("torchvision stand-in: image models are not benchmarked")
-
-    transforms.Lambda = transforms.Compose = _Unavailable
-    transforms.functional = functional
-    root.transforms, root.models = transforms, models
-    sys.modules.update({"torchvision": root, "torchvision.transforms": transforms,
-                        "torchvision.transforms.functional": functional,
-                        "torchvision.models": models})  # fmt: skip
-
-
-def _robomimic_offline_rl(config: Any, model: str, action_dim: int) -> None:
-    """The sizes matched to polymimic's ``cpu_small`` (module docstring), set in ``config``."""
-    algo = config.algo
-    algo.critic.layer_dims = (256, 256)
-    algo.critic.ensemble.n = 2
-    algo.actor.layer_dims = (256, 256)
-    if model == "cql":
-        algo.critic.num_random_actions = 10
-        algo.critic.num_action_samples = 1
-        algo.critic.target_q_gap = None  # a fixed CQL weight, not the Lagrange variant
-    elif model == "bcq":
-        algo.actor.enabled = True  # the perturbation network of the paper's BCQ
-        algo.critic.num_action_samples = 10
-        algo.critic.ensemble.weight = 0.75
-        vae = algo.action_sampler.vae
-        vae.encoder_layer_dims = vae.decoder_layer_dims = (256, 256)
-        vae.latent_dim = 2 * action_dim
-        vae.latent_clip = 0.5
-        vae.kl_weight = 0.5
-
-
 def _robomimic(path: str, model: str, steps: int) -> dict[str, Any]:
     import h5py
-    import numpy as np
 
-    _torchvision_stand_in()
-    import torch
-    from robomimic.algo import algo_factory
-    from robomimic.config import config_factory
-    from robomimic.utils import obs_utils, train_utils
-    from robomimic.utils.dataset import SequenceDataset
-    from torch.utils.data import DataLoader
+    robomimic_setup.torchvision_stand_in()
+    from robomimic.utils import train_utils
 
     with h5py.File(path, "r") as f:
         action_dim = int(f["data"][next(iter(f["data"]))]["actions"].shape[-1])
-    config = config_factory(MODELS[model][1])
-    offline_rl = model in OFFLINE_RL
-    with config.values_unlocked():
-        config.observation.modalities.obs.low_dim = list(OBS_KEYS)
-        config.train.batch_size = BATCH
-        seq = 1
-        if offline_rl:
-            _robomimic_offline_rl(config, model, action_dim)
-        else:
-            config.algo.optim_params.policy.learning_rate.initial = 1e-3
-        if model == "mlp":
-            config.algo.actor_layer_dims = (256, 256)
-            config.algo.gmm.enabled = False
-        elif model == "rnn":
-            config.algo.actor_layer_dims = ()
-            config.algo.rnn.enabled = True
-            config.algo.rnn.horizon = SEQ_RNN
-            config.algo.rnn.hidden_dim = 128
-            config.algo.rnn.num_layers = 2
-            config.algo.gmm.enabled = True
-            config.algo.gmm.num_modes = 5
-            seq = SEQ_RNN
-        config.train.seq_length = seq
-    obs_utils.initialize_obs_utils_with_config(config)
-
-    class StandardisedOnce(SequenceDataset):
-        """Standardise the cached observations in place, before the item cache is built."""
-
-        def load_dataset_in_memory(self, demo_list, hdf5_file, obs_keys, dataset_keys,
-                                   load_next_obs):  # fmt: skip
-            cache = super().load_dataset_in_memory(demo_list, hdf5_file, obs_keys,
-                                                   dataset_keys, load_next_obs)  # fmt: skip
-            for key in obs_keys:
-                values = np.concatenate([cache[d]["obs"][key] for d in demo_list]).astype(np.float64)
-                mean, std = values.mean(axis=0), values.std(axis=0)
-                std = np.where(std < 1e-6, 1.0, std)  # polymimic's Normalizer guards the same
-                for demo in demo_list:
-                    for part in ("obs", "next_obs") if load_next_obs else ("obs",):
-                        raw = cache[demo][part][key]
-                        cache[demo][part][key] = ((raw - mean) / std).astype(np.float32)
-            return cache
-
-    keys = ("actions", "rewards", "dones") if offline_rl else ("actions",)
-    dataset = StandardisedOnce(
-        hdf5_path=path, obs_keys=OBS_KEYS, dataset_keys=keys, load_next_obs=offline_rl,
-        frame_stack=1, seq_length=seq, pad_frame_stack=True, pad_seq_length=True,
-        get_pad_mask=False, goal_mode=None, hdf5_cache_mode="all", hdf5_use_swmr=True,
-        hdf5_normalize_obs=False, filter_by_attribute="train",
-    )  # fmt: skip
-    shapes = {k: dataset[0]["obs"][k].shape[1:] for k in OBS_KEYS}
-    ac_dim = dataset[0]["actions"].shape[-1]
-    algo = algo_factory(MODELS[model][1], config, obs_key_shapes=shapes, ac_dim=ac_dim,
-                        device=torch.device("cpu"))  # fmt: skip
-    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, drop_last=True, num_workers=0)
+    config, seq = robomimic_setup.make_config(model, OBS_KEYS, BATCH, action_dim)
+    dataset = robomimic_setup.standardised_dataset(
+        path, OBS_KEYS, seq, "train", offline_rl=model in OFFLINE_RL
+    )
+    algo = robomimic_setup.make_algo(model, config, dataset, OBS_KEYS)
+    loader = robomimic_setup.data_loader(dataset, BATCH)
     started = time.perf_counter()
     log = train_utils.run_epoch(algo, loader, epoch=1, num_steps=steps)
     wall = time.perf_counter() - started
@@ -307,13 +213,7 @@ def main() -> None:
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     table = _table(rows)
     print(table)
-    versions = library_versions()
-    try:
-        from importlib.metadata import version
-
-        versions["robomimic"] = version("robomimic")
-    except Exception:  # noqa: BLE001 - recorded as unknown, the run itself proved it imports
-        versions["robomimic"] = None
+    versions = {**library_versions(), "robomimic": robomimic_setup.robomimic_version()}
     atomic_write_json(args.out, {"command": command, "file": str(args.file), "batch_size": BATCH,
                                  "obs_keys": list(OBS_KEYS), "repeats": args.repeats,
                                  "loadavg": load, "rows": rows,
