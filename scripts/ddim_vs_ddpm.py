@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
 
 from polymimic.datasets.reader import demo_names, open_dataset
 from polymimic.datasets.windows import WindowDataset
@@ -56,12 +55,9 @@ from polymimic.policies.diffusion_base import DiffusionBasePolicy
 
 def with_sampler(policy: DiffusionBasePolicy, kind: str, steps: int) -> DiffusionBasePolicy:
     """A copy of ``policy`` sampling with ``kind`` (ddim/ddpm) in ``steps`` steps, its
-    scheduler built from the training scheduler's config."""
-    scheduler_class = DDIMScheduler if kind == "ddim" else DDPMScheduler
+    scheduler built from the training scheduler's config (``use_sampler``)."""
     other = copy.deepcopy(policy)
-    other.inference_scheduler = scheduler_class.from_config(policy.noise_scheduler.config)
-    other.config.num_inference_steps = steps
-    other.config.sampler = kind
+    other.use_sampler(kind, steps)
     return other.eval()
 
 

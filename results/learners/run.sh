@@ -40,6 +40,31 @@ if [ ! -f $DD/diffusion_cpu_small_8min.json ]; then
     --out $DD/diffusion_cpu_small_8min.json
 fi
 
+# Paired rollouts, DDIM-10 against DDPM-100 (issue 17): the table's diffusion/better run
+# retrained to its recorded step count (training is deterministic for a seed and a step
+# count), then both samplers on the full protocol's 30 test contexts x 7 rollouts = 210
+# paired episodes (same states, same seeds), and the paired success difference with its
+# context-bootstrap interval. DDPM-100 costs ~10x DDIM-10 per action: ~1.5 h on one core.
+PAIRED=results/learners/ddim_vs_ddpm/paired
+PAIRED_RUN=${PAIRED_RUN:-/tmp/polymimic_learners/diffusion_better_paired}
+if [ ! -f $PAIRED/paired.json ]; then
+  STEPS=$(.venv/bin/python -c "import json; print(json.load(open('results/learners/diffusion/better/train_metrics.json'))['step'])")
+  if [ ! -f "$PAIRED_RUN/train_metrics.json" ]; then
+    RESUME=$([ -d "$PAIRED_RUN/checkpoints" ] && echo true || echo false)
+    .venv/bin/polymimic train dataset="$DATA" filter_key=better_train policy=diffusion/cpu_small \
+      seed=0 device=cpu train.progress_bar=false train.num_steps="$STEPS" train.save_every=577 \
+      train.log_every=86 train.resume=$RESUME hydra.run.dir="$PAIRED_RUN"
+  fi
+  for s in "ddim 10" "ddpm 100"; do
+    set -- $s
+    [ -f $PAIRED/$1/eval_info.json ] || .venv/bin/polymimic eval --checkpoint "$PAIRED_RUN/checkpoints/last" \
+      --sampler $1 --inference-steps $2 --protocol full --rollouts 7 --workers 1 \
+      --video-episodes 0 --out-dir $PAIRED/$1 --dataset "$DATA"
+  done
+  .venv/bin/python scripts/paired_eval.py $PAIRED/ddim/eval_info.json $PAIRED/ddpm/eval_info.json \
+    --out $PAIRED/paired.json
+fi
+
 # The table: every learner's cpu_small preset, 45 min of training on each subset, the last
 # checkpoint evaluated with the full Push protocol (30 contexts x 16 rollouts = 480 episodes).
 .venv/bin/python scripts/learner_table.py --dataset "$DATA" --minutes 45 --protocol full \

@@ -72,6 +72,35 @@ def test_sampler_is_built_from_the_training_scheduler_config(name: str, sampler:
             default.prediction_type) == (100, "squaredcos_cap_v2", True, "epsilon")  # fmt: skip
 
 
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_switching_the_sampler_keeps_the_training_schedule(name: str) -> None:
+    """``use_sampler`` (``polymimic eval --sampler``): DDPM-100 then DDIM-7 from one DDIM-10
+    policy; the new sampler shares the training betas, and the config records the switch."""
+    policy = build(name, num_train_timesteps=100, beta_schedule="linear", clip_sample=False,
+                   action_normalization="mean_std")  # fmt: skip
+    window = torch.randn(2, policy.config.obs_horizon, 6)
+    with torch.no_grad():
+        ddim_10 = policy.sample(window, generators(2), denoiser=policy.denoiser)
+        policy.use_sampler("ddpm", 100)
+        assert type(policy.inference_scheduler) is DDPMScheduler
+        ddpm = policy.sample(window, generators(2), denoiser=policy.denoiser)
+        policy.use_sampler("ddim", 7)
+        ddim_7 = policy.sample(window, generators(2), denoiser=policy.denoiser)
+    assert type(policy.inference_scheduler) is DDIMScheduler
+    assert policy.inference_scheduler.num_inference_steps == 7
+    assert torch.equal(policy.inference_scheduler.betas, policy.noise_scheduler.betas)
+    assert policy.inference_scheduler.config.clip_sample is False
+    assert (policy.config.sampler, policy.config.num_inference_steps) == ("ddim", 7)
+    # Different samplers from the same noise give different draws (they really switched).
+    assert not torch.allclose(ddim_10, ddpm) and not torch.allclose(ddim_10, ddim_7)
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        policy.use_sampler("ddpm", 101)
+    with pytest.raises(ValueError, match="sampler"):
+        policy.use_sampler("euler", 10)
+    with pytest.raises(ValueError, match=">= 1"):
+        policy.use_sampler("ddim", 0)
+
+
 def test_chunk_window_covers_the_observed_steps_then_the_future(h5_path: Path) -> None:
     """Training windows start at the first observed step, and the first action executed is
     the one at window index To-1: the action the demonstrator took at the current step."""

@@ -27,6 +27,7 @@ from polymimic.policies.checkpoint import (
     load_checkpoint,
     read_checkpoint_config,
 )
+from polymimic.policies.diffusion_base import MAX_DIFFUSION_STEPS, SAMPLERS, DiffusionBasePolicy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", type=Path, default=None,
                         help="the training dataset: KL reference from its successful train demos")
+    parser.add_argument(
+        "--sampler", choices=SAMPLERS, default=None,
+        help="diffusion learners: sample with DDIM or DDPM (built from the training "
+        "scheduler's config) instead of the checkpoint's own sampler",
+    )
+    parser.add_argument(
+        "--inference-steps", type=int_in(1, MAX_DIFFUSION_STEPS), default=None,
+        help="diffusion learners: denoising steps per sample (default: the checkpoint's)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -93,6 +103,22 @@ def _reference_distribution(path: Path | None) -> dict[str, float] | None:
             if attrs.get("success", True) and "behaviour" in attrs
         ]
     return dataset_behaviour_distribution(labels) if labels else None
+
+
+def _override_sampler(policy: Any, sampler: str | None, steps: int | None) -> None:
+    """Apply ``--sampler``/``--inference-steps`` to a diffusion learner (refused for others)."""
+    if sampler is None and steps is None:
+        return
+    check_option(
+        isinstance(policy, DiffusionBasePolicy),
+        f"--sampler/--inference-steps apply to diffusion learners; this checkpoint holds "
+        f"a {policy.name}",
+    )
+    try:
+        policy.use_sampler(sampler or policy.config.sampler,
+                           steps or policy.config.num_inference_steps)  # fmt: skip
+    except ValueError as err:
+        check_option(False, str(err))
 
 
 def _fmt(value: float | None, interval: list[float] | None = None) -> str:
@@ -139,8 +165,14 @@ def run(args: argparse.Namespace) -> int:
         args.video_episodes <= protocol_.num_episodes,
         f"--video-episodes {args.video_episodes} is more than the {protocol_.num_episodes} episodes",
     )
+    check_option(
+        (args.sampler is None and args.inference_steps is None) or args.open_loop is None,
+        "--sampler/--inference-steps choose how a diffusion checkpoint samples; "
+        "--open-loop replays actions",
+    )
     if args.open_loop is None:
         policy = load_checkpoint(args.checkpoint)
+        _override_sampler(policy, args.sampler, args.inference_steps)
     reference = _reference_distribution(args.dataset)  # a bad file fails before any output
     out_dir = prepare_output_dir(args.out_dir or args.checkpoint / "eval")
     if (out_dir / "eval_info.json").exists() and not args.overwrite:

@@ -172,6 +172,24 @@ class DiffusionBasePolicy(Policy):
         self.ema = EMAWeights(self.denoiser, config.ema_power, config.ema_max_decay)
         self.noise_scheduler, self.inference_scheduler = make_schedulers(config)
 
+    def use_sampler(self, sampler: str, num_inference_steps: int) -> None:
+        """Sample with ``sampler`` (``ddim``/``ddpm``) in ``num_inference_steps`` steps from now on.
+
+        The sampler is rebuilt from the *training* scheduler's config
+        (``DDIMScheduler.from_config(ddpm.config)``), so the noise schedule, clipping and
+        prediction type match what the denoiser learned; only the sampling changes. The
+        config is updated too, so an evaluation records what sampled. Raises ValueError for
+        an unknown sampler or more steps than the training schedule has.
+        """
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        config = dataclasses.replace(
+            self.config, sampler=sampler, num_inference_steps=num_inference_steps
+        )
+        check_diffusion_config(config)
+        self.config = config
+        _, self.inference_scheduler = make_schedulers(config)
+
     def make_denoiser(self, config: DiffusionBaseConfig) -> nn.Module:
         raise NotImplementedError
 
