@@ -146,9 +146,10 @@ def test_reset_to_returns_the_observation_recorded_at_that_state(env_id: str) ->
 @pytest.mark.parametrize("env_id", TASK_IDS)
 def test_no_observation_but_tip_target_reads_a_command(env_id: str) -> None:
     """Observations hold measured quantities plus the documented desired position: change
-    every command (the controller's target and every actuator's control) without stepping
-    the physics, and only ``tip_target`` may change. A key that read the last gripper
-    command (Stack's, until v1's observation fix) would change with it."""
+    every command (the controller's target, Stack's desired tool yaw and every actuator's
+    control) without stepping the physics, and only ``tip_target`` may change. A key that
+    read the last gripper command (Stack's, until v1's observation fix) or the desired yaw
+    would change with it."""
     env = _make(env_id)
     env.reset(seed=5)
     _rollout(env, _random_actions(env, 10, seed=2))
@@ -156,6 +157,8 @@ def test_no_observation_but_tip_target_reads_a_command(env_id: str) -> None:
     before = unwrapped._get_obs()
     unwrapped.target_pos = unwrapped.target_pos + 0.01
     unwrapped.data.ctrl[:] = unwrapped.data.ctrl + 0.02 - 2.0 * (unwrapped.data.ctrl > 0.02)
+    if hasattr(unwrapped, "target_yaw"):  # Stack's desired tool yaw: tip_yaw is measured
+        unwrapped.target_yaw = unwrapped.target_yaw + 0.3
     after = unwrapped._get_obs()
     for key in before:
         if key == "tip_target":

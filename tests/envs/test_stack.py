@@ -8,6 +8,7 @@ real: the arm is driven with actions and the fingers hold cubes by contact only.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import gymnasium as gym
@@ -17,17 +18,19 @@ import pytest
 from polymimic.envs.gripper import FINGER_LENGTH, PAD_HALF
 from polymimic.envs.stack import (
     BLOCK_HALF,
-    BLOCK_JITTER,
     BLOCKS,
     CONTEXTS,
-    LAYOUTS,
     MAX_STEP,
+    MAX_YAW_STEP,
+    MIN_BLOCK_DISTANCE,
+    REGIONS,
     SETTLE_STEPS,
     TARGET_CENTRE,
     TARGET_LEAD,
     TARGET_PRESS,
-    YAW_JITTER,
+    TOOL_YAW_LIMIT,
     StackEnv,
+    context_bounds,
 )
 
 PARKED = {"red": (0.30, 0.28), "green": (0.40, 0.30), "blue": (0.50, 0.30)}  # out of the way
@@ -61,7 +64,7 @@ def _drive(env: StackEnv, goal, grip: float, steps: int) -> dict[str, np.ndarray
     obs = None
     for _ in range(steps):
         move = np.clip((np.asarray(goal) - env.target_pos) / MAX_STEP, -1.0, 1.0)
-        obs, *_ = env.step(np.append(move, grip).astype(np.float32))
+        obs, *_ = env.step(np.append(move, (0.0, grip)).astype(np.float32))
     return obs
 
 
@@ -89,28 +92,140 @@ def _stack_at_target(env: StackEnv, order: list[str], offsets=None) -> dict[str,
 def _still(env: StackEnv, steps: int, grip: float = OPEN) -> list[dict]:
     infos = []
     for _ in range(steps):
-        *_, info = env.step(np.array([0, 0, 0, grip], dtype=np.float32))
+        *_, info = env.step(np.array([0, 0, 0, 0, grip], dtype=np.float32))
         infos.append(info)
     return infos
 
 
-# --------------------------------------------------------------------- contexts
-def test_contexts_match_the_documented_table() -> None:
-    assert len(CONTEXTS) == StackEnv.num_contexts == 12
-    # Spot checks of the docstring's formula k = 6 l + p.
-    assert CONTEXTS[0] == (0, ("red", "green", "blue"))
-    assert CONTEXTS[11] == (1, ("blue", "green", "red"))
+# --------------------------------------------------------------------- initial states
+# The documented regions (class docstring), per slot: x low, x high, y low, y high.
+DOCUMENTED_REGIONS = ((0.35, 0.45, -0.25, -0.15), (0.35, 0.45, -0.10, 0.0), (0.55, 0.60, -0.20, 0.0))
+YAW_LIMIT = math.pi / 4
+
+
+def _initial_poses(env: StackEnv, seed: int, context: int | None = None) -> np.ndarray:
+    """(x, y, yaw) per cube (red, green, blue) after a reset; yaw from the quaternion."""
+    env.reset(seed=seed, options=None if context is None else {"context": context})
+    poses = []
+    for block in BLOCKS:
+        adr = env.model.joint(f"{block}_block").qposadr[0]
+        x, y, _, w, _, _, z = env.data.qpos[adr : adr + 7]
+        poses.append((x, y, 2.0 * np.arctan2(z, w)))
+    return np.array(poses)
+
+
+def _slot_of(context: int) -> dict[str, int]:
+    colours, _ = CONTEXTS[context]
+    return {colour: slot for slot, colour in enumerate(colours)}
+
+
+def test_initial_states_span_the_documented_regions_without_overlaps() -> None:
+    assert REGIONS == DOCUMENTED_REGIONS
     env = _make()
-    for k, (layout, colours) in enumerate(CONTEXTS):
-        obs, info = env.reset(seed=100 + k, options={"context": k})
-        assert info["context"] == k
-        for slot, block in zip(LAYOUTS[layout], colours, strict=True):
-            x, y, z, sin4, cos4 = obs[f"{block}_block"]
-            assert abs(x - slot[0]) <= BLOCK_JITTER + 1e-6
-            assert abs(y - slot[1]) <= BLOCK_JITTER + 1e-6
-            assert z == pytest.approx(BLOCK_HALF[block], abs=1e-6)
-            assert abs(math.atan2(sin4, cos4)) <= 4 * YAW_JITTER + 1e-5
-    assert obs["gripper"][0] == pytest.approx(0.08, abs=1e-6)  # starts open
+    by_slot: dict[int, list[np.ndarray]] = {0: [], 1: [], 2: []}
+    gaps = []
+    for seed in range(600):
+        poses = _initial_poses(env, seed)
+        slots = _slot_of(env.context)
+        for index, block in enumerate(BLOCKS):
+            by_slot[slots[block]].append(poses[index])
+        xy = poses[:, :2]
+        gaps += [np.linalg.norm(xy[i] - xy[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
+        assert env.data.qpos[env._block_qpos[:, 2]].tolist() == [BLOCK_HALF[b] for b in BLOCKS]
+    for slot, (x0, x1, y0, y1) in enumerate(DOCUMENTED_REGIONS):
+        x, y, yaw = np.array(by_slot[slot]).T
+        # Inside the region, and reaching within 1 cm (x, y) and 5 deg (yaw) of every end.
+        assert x.min() >= x0 and x.max() <= x1 and y.min() >= y0 and y.max() <= y1, slot
+        assert x.min() < x0 + 0.01 and x.max() > x1 - 0.01, slot
+        assert y.min() < y0 + 0.01 and y.max() > y1 - 0.01, slot
+        assert np.abs(yaw).max() <= YAW_LIMIT + 1e-9
+        assert yaw.min() < -YAW_LIMIT + np.radians(5) and yaw.max() > YAW_LIMIT - np.radians(5)
+    # No overlaps: 10 cm between centres, room for an open finger (5.2 cm from the grasp
+    # centre) beside the nearest face of a neighbour at any yaw.
+    assert min(gaps) >= MIN_BLOCK_DISTANCE
+    assert min(gaps) > 2 * math.sqrt(2) * BLOCK_HALF["red"] + 0.02
+    # Every context is drawn when none is asked for, each colour in every slot.
+    contexts = {env.reset(seed=seed)[1]["context"] for seed in range(200)}
+    assert contexts == set(range(StackEnv.num_contexts)) and StackEnv.num_contexts == 12
+
+
+@pytest.mark.parametrize("context", range(12))
+def test_each_context_draws_inside_its_bounds(context: int) -> None:
+    env = _make()
+    lows, highs = context_bounds(context)
+    colours, half = CONTEXTS[context]
+    orders = list(itertools.permutations(BLOCKS))
+    assert CONTEXTS.index((colours, half)) == 2 * orders.index(colours) + half
+    for seed in range(10):
+        poses = _initial_poses(env, seed, context)
+        assert np.all(poses >= lows - 1e-9) and np.all(poses <= highs + 1e-9)
+    # Slot 2's region is halved in y (0: the half nearer the robot's right), the others whole.
+    x0, x1, y0, y1 = DOCUMENTED_REGIONS[2]
+    third = BLOCKS.index(colours[2])
+    middle = 0.5 * (y0 + y1)
+    expected = (y0, middle) if half == 0 else (middle, y1)
+    assert (lows[third, 1], highs[third, 1]) == pytest.approx(expected)
+    first = BLOCKS.index(colours[0])
+    np.testing.assert_allclose([lows[first, :2], highs[first, :2]], [(0.35, -0.25), (0.45, -0.15)])
+
+
+def test_initial_state_is_a_function_of_seed_and_context() -> None:
+    first, second = _make(), _make()
+    for seed, context in ((3, 5), (3, 11), (7, None)):
+        a = _initial_poses(first, seed, context)
+        np.testing.assert_array_equal(a, _initial_poses(second, seed, context))
+    assert not np.allclose(_initial_poses(first, 3, 5), _initial_poses(first, 4, 5))
+    assert not np.allclose(_initial_poses(first, 3, 5), _initial_poses(first, 3, 6))
+
+
+def test_starts_open_at_yaw_zero() -> None:
+    env = _make()
+    obs, _ = env.reset(seed=2)
+    assert obs["gripper"][0] == pytest.approx(0.08, abs=1e-6)
+    np.testing.assert_allclose(obs["tip_yaw"], (0.0, 1.0), atol=1e-6)
+    assert env.target_yaw == 0.0
+
+
+# --------------------------------------------------------------------- tool yaw
+def test_yaw_action_turns_the_tool_and_the_observation_measures_it() -> None:
+    """A full-speed turn advances the desired yaw MAX_YAW_STEP per step up to the limit;
+    the measured yaw (``tip_yaw``) follows within 1 degree and the tip stays in place."""
+    env = _make()
+    _place(env, **PARKED)
+    _drive(env, (0.45, -0.1, 0.12), OPEN, 20)
+    tip = env.measured_tip.copy()
+    lags = []
+    for step in range(15):
+        obs, *_ = env.step(np.array([0.0, 0.0, 0.0, 1.0, OPEN], dtype=np.float32))
+        assert env.target_yaw == pytest.approx(min((step + 1) * MAX_YAW_STEP, TOOL_YAW_LIMIT))
+        measured = math.atan2(*obs["tip_yaw"])
+        assert measured == pytest.approx(env.tool_yaw(), abs=1e-6)
+        lags.append(abs(measured - env.target_yaw))
+    assert max(lags) < math.radians(1.0)
+    assert env.target_yaw == pytest.approx(TOOL_YAW_LIMIT)  # clipped at 60 deg
+    np.testing.assert_allclose(env.measured_tip, tip, atol=0.001)
+    # The fingers turned with it: the pads' line is the tool's y axis.
+    left = env.data.geom_xpos[env.model.geom("pad_left").id]
+    right = env.data.geom_xpos[env.model.geom("pad_right").id]
+    across = (left - right)[:2] / np.linalg.norm((left - right)[:2])
+    assert abs(abs(np.dot(across, (-math.sin(TOOL_YAW_LIMIT), math.cos(TOOL_YAW_LIMIT)))) - 1) < 1e-3
+    for _ in range(25):
+        env.step(np.array([0.0, 0.0, 0.0, -1.0, OPEN], dtype=np.float32))
+    assert env.target_yaw == pytest.approx(-TOOL_YAW_LIMIT)
+
+
+def test_a_yawed_cube_is_grasped_square_after_turning_the_tool() -> None:
+    """A cube at 40 deg: turn the fingers to its faces, grasp, lift; the pads stop at its width."""
+    env = _make()
+    _place(env, green=PARKED["green"], blue=PARKED["blue"], red=(0.45, -0.1, 0.025, 0.7))
+    for _ in range(7):  # to 0.7 rad
+        env.step(np.array([0.0, 0.0, 0.0, 1.0, OPEN], dtype=np.float32))
+    obs = _grasp(env, "red")
+    assert math.atan2(*obs["tip_yaw"]) == pytest.approx(0.7, abs=0.01)
+    cube_yaw = math.atan2(obs["red_block"][3], obs["red_block"][4]) / 4
+    assert cube_yaw == pytest.approx(0.7 - math.pi / 2 * round(0.7 / (math.pi / 2)), abs=0.05)
+    assert obs["red_block"][2] > 0.12
+    assert obs["gripper"][0] == pytest.approx(2 * BLOCK_HALF["red"], abs=0.002)
 
 
 # --------------------------------------------------------------------- gripper
@@ -156,7 +271,7 @@ def test_pressing_down_on_a_cube_holds_the_target_just_below_the_tip() -> None:
     _drive(env, (0.45, -0.1, 0.12), CLOSE, 25)
     deepest, gaps = 0.0, []
     for _ in range(40):
-        obs, *_ = env.step(np.array([0.0, 0.0, -1.0, CLOSE], dtype=np.float32))
+        obs, *_ = env.step(np.array([0.0, 0.0, -1.0, 0.0, CLOSE], dtype=np.float32))
         deepest = max(deepest, _deepest_mm(env))
         gaps.append(float(obs["tip_pos"][2] - obs["tip_target"][2]))
     top = 2 * BLOCK_HALF["red"]
@@ -176,7 +291,7 @@ def test_free_motion_down_is_not_held_back() -> None:
     _drive(env, (0.45, 0.0, 0.25), OPEN, 25)
     for _ in range(10):
         before = env.target_pos[2]
-        obs, *_ = env.step(np.array([0.0, 0.0, -1.0, OPEN], dtype=np.float32))
+        obs, *_ = env.step(np.array([0.0, 0.0, -1.0, 0.0, OPEN], dtype=np.float32))
         assert env.target_pos[2] == pytest.approx(before - MAX_STEP, abs=1e-9)
         assert abs(obs["tip_pos"][2] - obs["tip_target"][2]) < 0.002
 
@@ -189,7 +304,7 @@ def test_a_target_left_behind_sideways_is_pulled_back_to_the_tip() -> None:
     _drive(env, (0.45, 0.0, 0.15), OPEN, 20)
     tip = env.measured_tip.copy()
     env.target_pos[0] = tip[0] + 0.02  # wound up 2 cm ahead of the tip, as if blocked
-    env.step(np.array([1.0, 0.0, 0.0, OPEN], dtype=np.float32))
+    env.step(np.array([1.0, 0.0, 0.0, 0.0, OPEN], dtype=np.float32))
     assert env.target_pos[0] == pytest.approx(tip[0] + TARGET_LEAD, abs=1e-9)
 
 
@@ -202,7 +317,7 @@ def test_free_motion_sideways_is_not_held_back() -> None:
     for move in ((1.0, 0.0), (0.0, 1.0), (-1.0, -1.0)):
         for _ in range(6):
             before = env.target_pos.copy()
-            env.step(np.array([*move, 0.0, OPEN], dtype=np.float32))
+            env.step(np.array([*move, 0.0, 0.0, OPEN], dtype=np.float32))
             np.testing.assert_allclose(env.target_pos[:2] - before[:2], np.multiply(move, MAX_STEP),
                                        atol=1e-9)
 

@@ -57,7 +57,7 @@ def _lift_shapes(episode: Episode) -> list[float]:
     """Per carry (gripper closed): the share of the carry's peak height reached by the time
     the tip is 4 cm (horizontally) from where the fingers closed."""
     tip = episode.obs["tip_pos"]
-    closed = episode.actions[:, 3] > 0  # the gripper command: > 0 closes
+    closed = episode.actions[:, -1] > 0  # the gripper command (last): > 0 closes
     shares = []
     for start in np.flatnonzero(closed[1:] & ~closed[:-1]) + 1:
         end = start
@@ -174,3 +174,63 @@ def test_unknown_order_is_a_clear_error() -> None:
         with pytest.raises(ValueError, match="stacking order"):
             StackScript(operator, bad, rng, hand)
     assert sorted("red-green-blue".split("-")) == sorted(BLOCKS)
+
+
+def test_the_wrist_turns_to_the_cube_faces_before_each_grasp() -> None:
+    """Cubes start at any yaw: when the fingers close, the tool's measured yaw matches the
+    grasped cube's yaw modulo 90 degrees (within a few degrees), and it turned smoothly."""
+    env = gym.make(ENV_ID).unwrapped
+    operator = _operator("direct_fast", "red-green-blue", skill=STACK_SKILLS["okay"])
+    for seed in (0, 3):
+        episode = _episode(operator, seed)
+        obs, _ = env.reset(seed=seed)
+        misses, turns, closing = [], [], False
+        for _ in range(env.max_episode_steps):
+            action = episode.act(obs)
+            turns.append(float(action[3]))
+            if action[-1] > 0 and not closing:  # the fingers start closing
+                cube = obs[f"{BLOCKS[episode.script.current]}_block"]
+                cube_yaw = np.arctan2(cube[3], cube[4]) / 4
+                tool_yaw = np.arctan2(*obs["tip_yaw"])
+                offset = (tool_yaw - cube_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
+                misses.append(abs(offset))
+            closing = action[-1] > 0
+            obs, _, terminated, _, info = env.step(action)
+            if terminated:
+                break
+        assert info["success"], seed
+        assert len(misses) >= 3 and max(misses) < np.radians(6), (seed, np.degrees(misses))
+        assert max(np.abs(np.diff(turns))) < 0.5  # smooth turns, no jumps of the yaw rate
+
+
+def test_the_wrist_is_a_second_motor_hand_with_its_own_efference_copy() -> None:
+    env = gym.make(ENV_ID).unwrapped
+    motion = task_operators(ENV_ID).motion
+    assert motion.wrist_step > 0 and motion.dims == 3
+    episode = _episode(_operator("direct_fast", "blue-red-green"), 2)
+    obs, _ = env.reset(seed=2)
+    for _ in range(80):
+        obs, *_ = env.step(episode.act(obs))
+        # What the operator believes it commanded is the env's desired yaw (not observed).
+        assert episode.wrist_yaw == pytest.approx(env.target_yaw, abs=1e-6)
+    assert episode.hand.wrist is not None and episode.hand.wrist.onsets >= 1
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="wrist"):
+        StackScript(_operator("direct_fast", "red-green-blue"), "red-green-blue", rng,
+                    Hand(EXPERT_MOTOR, rng, 3, MAX_STEP, 0.05))
+
+
+def test_hesitations_are_capped() -> None:
+    """Stack's skills cut a hesitation before contact at MAX_PAUSE (no still stretch near
+    100 steps from a pause alone)."""
+    from polymimic.operators.stack import MAX_PAUSE
+
+    for skill in STACK_SKILLS.values():
+        assert skill.motor.max_pause == MAX_PAUSE <= 2.5
+    hand = Hand(STACK_SKILLS["worse"].motor, np.random.default_rng(1), 3, MAX_STEP, 0.05)
+    longest = 0
+    for _ in range(2000):
+        hand.contact, hand.pause_left = False, 0
+        hand._maybe_pause()
+        longest = max(longest, hand.pause_left)
+    assert 0 < longest <= round(MAX_PAUSE / 0.05)

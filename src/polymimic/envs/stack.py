@@ -37,20 +37,31 @@ BLOCK_FRICTION = "0.8 0.005 0.0001"  # cube-table and cube-cube (pads use their 
 BLOCK_SOLREF = "0.004 1"
 TARGET_CENTRE = np.array([0.56, 0.18])
 TARGET_HALF = 0.05  # m: the bottom cube's centre must lie inside this square
-# Start slots of the cubes: two layouts, each with three slots; a context assigns the
-# colours to the slots of a layout. Slots are >= 12 cm apart and neighbours in y >= 15 cm,
-# so the open fingers (10 cm across their outer faces, closing along y) fit beside them.
-LAYOUTS = (
-    ((0.40, -0.22), (0.40, -0.07), (0.55, -0.145)),  # triangle
-    ((0.36, -0.16), (0.48, -0.16), (0.60, -0.16)),  # row along x
+# Initial states (D3IL scale): one start region per slot, as D3IL's Stacking places its red,
+# green and blue blocks: (x low, x high, y low, y high) in m. A context assigns the colours to
+# the slots and picks the half (in y) of the third region; every cube's yaw is uniform in
+# +-45 deg (a cube's 90 deg symmetry makes that every orientation).
+REGIONS = (
+    (0.35, 0.45, -0.25, -0.15),
+    (0.35, 0.45, -0.10, 0.0),
+    (0.55, 0.60, -0.20, 0.0),
 )
+SPLIT_REGION = 2  # the region a context halves (in y)
+YAW_RANGE = math.pi / 4  # rad, each cube's yaw uniform in [-YAW_RANGE, YAW_RANGE]
 CONTEXTS = tuple(
-    (layout, colours)
-    for layout in range(len(LAYOUTS))
-    for colours in itertools.permutations(BLOCKS)
+    (colours, half) for colours in itertools.permutations(BLOCKS) for half in (0, 1)
 )
-BLOCK_JITTER = 0.01  # m, uniform per axis around the slot
-YAW_JITTER = 0.2  # rad, uniform around 0
+# Rejection of overlapping initial states: cube centres at least MIN_BLOCK_DISTANCE apart
+# (two half-diagonals of the largest cube, 7.1 cm, and 2.9 cm for an open finger between
+# them at any yaw: the open fingers reach 5.2 cm from the grasp centre along their closing
+# axis, a cube's face is at least 2 cm from its centre).
+MIN_BLOCK_DISTANCE = 0.10  # m
+MAX_DRAWS = 1000  # rejection-sampling attempts per reset (the worst context accepts > 60 %)
+# The tool's yaw: the action's fourth component turns the desired yaw by at most
+# MAX_YAW_STEP per step; the desired yaw is clipped to +-TOOL_YAW_LIMIT (60 deg: a cube's
+# nearest face is always within 45 deg, and the two fingers are 180 deg symmetric).
+MAX_YAW_STEP = 0.1  # rad per control step at |action| = 1
+TOOL_YAW_LIMIT = math.pi / 3  # rad
 MAX_STEP = 0.015  # m of target motion per control step at |action| = 1, per axis
 WORKSPACE_LOW = np.array([0.28, -0.32, 0.015])
 WORKSPACE_HIGH = np.array([0.75, 0.32, 0.30])
@@ -91,19 +102,30 @@ class StackEnv(ArmTaskEnv):
     **Scene.** A 7-DOF Panda (base at the world origin, table top ``z = 0``) carries a
     two-finger parallel gripper (``polymimic.envs.gripper``): fingers slide 0-4 cm each
     (opening 0-8 cm), position servos kp 400 N/m limited to 20 N, grasping by contact and
-    friction only (no welds, no attachment). The tool points straight down at fixed yaw;
-    the fingers close along world y. Cubes: red 5 cm / 0.3 kg, green 4.5 cm / 0.2 kg,
-    blue 4 cm / 0.1 kg (friction 0.8). The target area is a 10 cm square centred at
+    friction only (no welds, no attachment). The tool points straight down; its yaw
+    about the vertical is an action (below); at yaw 0 the fingers close along world y.
+    Cubes: red 5 cm / 0.3 kg, green 4.5 cm / 0.2 kg, blue 4 cm / 0.1 kg (friction 0.8). The target area is a 10 cm square centred at
     (0.56, 0.18) (yellow, visual only).
 
+    **Initial states** (D3IL scale). The three cubes start in three regions (``REGIONS``):
+    slot 0 x in [0.35, 0.45], y in [-0.25, -0.15]; slot 1 x in [0.35, 0.45], y in
+    [-0.10, 0]; slot 2 x in [0.55, 0.60], y in [-0.20, 0]; each centre uniform in its
+    region, each yaw uniform in [-45°, 45°] (every orientation of a cube). These are D3IL's
+    Stacking regions (its red, green and blue blocks: x [0.35, 0.45] / y [-0.25, -0.15],
+    x [0.35, 0.45] / y [-0.10, 0], x [0.55, 0.60] / y [-0.20, 0], yaw in [-90°, 90°]);
+    D3IL draws the target in x [0.4, 0.6], y [0.15, 0.25], here it is fixed. States are
+    redrawn until every two cube centres are at least 10 cm apart (``MIN_BLOCK_DISTANCE``:
+    two half-diagonals of the largest cube and room for an open finger between them at any
+    yaw; only slots 0 and 1 can come closer). The home grasp centre (0.42, 0, 0.20) is
+    15 cm above every cube.
+
     **Contexts** (``num_contexts = 12``, ``reset(options={"context": k})``; drawn from
-    the seed when not given): context ``k = 6 l + p`` puts the cubes on the three slots of
-    layout ``l`` (``LAYOUTS``: 0 = triangle (0.40, -0.22), (0.40, -0.07), (0.55, -0.145);
-    1 = row (0.36, -0.16), (0.48, -0.16), (0.60, -0.16)) with colours in permutation ``p``
-    of ``itertools.permutations(("red", "green", "blue"))`` (slot i gets colour ``p[i]``).
-    The seed then adds uniform +-1 cm per axis and +-0.2 rad (11.5 deg) of yaw per cube.
-    The yaw is small enough that closing the square-on fingers turns the cube flat against
-    the pads, so the tool keeps a fixed yaw and the action has no yaw component.
+    the seed when not given): context ``k = 2 p + h`` gives slot ``i`` the colour ``c[i]``
+    of permutation ``p`` of ``itertools.permutations(("red", "green", "blue"))`` (``c``)
+    and puts slot 2's cube in the half ``h`` of its region in y (0: y in [-0.20, -0.10],
+    1: [-0.10, 0]) (``CONTEXTS``, ``context_bounds``). The seed draws the poses uniformly
+    within these bounds, with the rejection above; the initial state is a deterministic
+    function of (seed, context).
 
     **Timing.** Physics timestep 2 ms (implicitfast, elliptic friction cone, impratio 10),
     25 substeps per control step, i.e. 50 ms / 20 Hz control; ``max_episode_steps =
@@ -113,14 +135,19 @@ class StackEnv(ArmTaskEnv):
     launches cubes). impratio 10 is what keeps a held cube from slipping out over a long
     episode.
 
-    **Actions** ``Box(-1, 1, (4,))``: the change of the desired grasp-centre (``tip``)
-    position in x, y, z, scaled by 1.5 cm per step, and the gripper command: ``> 0``
-    closes both fingers (servo target 0), ``<= 0`` opens them (4 cm). The desired
-    position is clipped to x in [0.28, 0.75], y in [-0.32, 0.32], z in [0.015, 0.30].
-    Where the grasp centre stops following it, the desired position is held near the
-    measured one instead of winding up: 1 mm below it once the tip rests on something
-    (``TARGET_PRESS``), at most 3 mm ahead of it across (``TARGET_LEAD``). Orientation is
-    held pointing down by the damped least-squares IK controller.
+    **Actions** ``Box(-1, 1, (5,))``: ``(dx, dy, dz, dyaw, gripper)``. The first three
+    change the desired grasp-centre (``tip``) position in x, y, z, scaled by 1.5 cm per
+    step; ``dyaw`` turns the desired tool yaw (about the vertical) by 0.1 rad per step at
+    ``|a| = 1`` (``MAX_YAW_STEP``); the last component is the gripper command: ``> 0``
+    closes both fingers (servo target 0), ``<= 0`` opens them (4 cm). The desired position
+    is clipped to x in [0.28, 0.75], y in [-0.32, 0.32], z in [0.015, 0.30], the desired
+    yaw to [-60°, 60°] (``TOOL_YAW_LIMIT``: a cube's nearest face is always within 45°,
+    and the fingers are 180° symmetric). Where the grasp centre stops following it, the
+    desired position is held near the measured one instead of winding up: 1 mm below it
+    once the tip rests on something (``TARGET_PRESS``), at most 3 mm ahead of it across
+    (``TARGET_LEAD``). The damped least-squares IK controller holds the tool pointing down
+    at the desired yaw (it follows a full-speed turn within ~1°). The desired yaw starts
+    at 0 and is part of the replay state (task state).
 
     **Observations** (``Dict``, float32):
 
@@ -128,6 +155,7 @@ class StackEnv(ArmTaskEnv):
     |---|---|---|
     | ``tip_pos`` | 3 | measured grasp centre x, y, z (m) |
     | ``tip_target`` | 3 | the controller's desired grasp centre (m) |
+    | ``tip_yaw`` | 2 | sin ψ, cos ψ of the measured tool yaw ψ (from the tip frame) |
     | ``gripper`` | 1 | measured opening between the pads (m) |
     | ``red_block`` | 5 | centre x, y, z (m), sin 4θ, cos 4θ (yaw θ modulo 90°) |
     | ``green_block`` | 5 | as ``red_block`` |
@@ -156,13 +184,15 @@ class StackEnv(ArmTaskEnv):
     behaviours: ClassVar[tuple[str, ...]] = tuple(order_label(o) for o in ORDERS)
     max_episode_steps: ClassVar[int] = 1600
     num_contexts: ClassVar[int] = len(CONTEXTS)
-    # index into ORDERS of the succeeded stack (-1: none yet), steps the stack has stood
-    task_state_size: ClassVar[int] = 2
+    # index into ORDERS of the succeeded stack (-1: none yet), steps the stack has stood,
+    # the desired tool yaw (rad)
+    task_state_size: ClassVar[int] = 3
     physics_options: ClassVar[str] = 'cone="elliptic" impratio="10"'
 
     def __init__(self, **kwargs: Any) -> None:
         self._order = -1
         self._settled = 0
+        self.target_yaw = 0.0  # the controller's desired tool yaw (rad)
         super().__init__(**kwargs)
         model = self.model
         adr = [model.jnt_qposadr[model.joint(f"{b}_block").id] for b in BLOCKS]
@@ -197,24 +227,40 @@ class StackEnv(ArmTaskEnv):
 
     def _observation_space(self) -> gym.spaces.Dict:
         return vector_spaces(
-            {"tip_pos": 3, "tip_target": 3, "gripper": 1, **{f"{b}_block": 5 for b in BLOCKS}}
+            {
+                "tip_pos": 3, "tip_target": 3, "tip_yaw": 2, "gripper": 1,
+                **{f"{b}_block": 5 for b in BLOCKS},
+            }
         )
 
     def _action_space(self) -> gym.spaces.Box:
-        return unit_action_space(4)
+        return unit_action_space(5)
+
+    def _target_rotation(self) -> np.ndarray:
+        """The tool pointing down, turned by the desired yaw about the world vertical."""
+        c, s = math.cos(self.target_yaw), math.sin(self.target_yaw)
+        return np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
 
     # ----------------------------------------------------------------- episode
     def _reset_task(self, options: dict[str, Any]) -> None:
-        layout, colours = CONTEXTS[self.context]
-        for slot, block in zip(LAYOUTS[layout], colours, strict=True):
-            jitter = self.np_random.uniform(-BLOCK_JITTER, BLOCK_JITTER, 2)
-            yaw = self.np_random.uniform(-YAW_JITTER, YAW_JITTER)
-            adr = self._block_qpos[BLOCKS.index(block)]
-            xyz = (slot[0] + jitter[0], slot[1] + jitter[1], BLOCK_HALF[block])
-            self.data.qpos[adr] = (*xyz, *yaw_quat(yaw))
+        poses = self._draw_poses(self.context)
+        for index, (x, y, yaw) in enumerate(poses.tolist()):
+            adr = self._block_qpos[index]
+            self.data.qpos[adr] = (x, y, BLOCK_HALF[BLOCKS[index]], *yaw_quat(yaw))
         self.data.qpos[self._finger_qpos] = GRIPPER_OPEN
         self.data.ctrl[7:9] = GRIPPER_OPEN
         self._order, self._settled = -1, 0
+        self.target_yaw = 0.0
+
+    def _draw_poses(self, context: int) -> np.ndarray:
+        """(x, y, yaw) per cube in ``BLOCKS`` order, uniform within the context's bounds,
+        rejecting too-close states; a deterministic function of ``np_random`` and context."""
+        lows, highs = context_bounds(context)
+        for _ in range(MAX_DRAWS):
+            poses = self.np_random.uniform(lows, highs)
+            if initial_state_ok(poses):
+                return poses
+        raise RuntimeError(f"no accepted initial state in context {context}")  # never seen
 
     def _apply_action(self, action: list[float]) -> None:
         previous = self.target_pos.tolist()
@@ -237,7 +283,9 @@ class StackEnv(ArmTaskEnv):
         resting = previous_z < floor or (still and previous_z < tip_z - 0.5 * TARGET_PRESS)
         if resting and self.target_pos[2] < floor:
             self.target_pos[2] = floor
-        self.data.ctrl[7:9] = GRIPPER_CLOSED if action[3] > 0 else GRIPPER_OPEN
+        yaw = self.target_yaw + MAX_YAW_STEP * action[3]
+        self.target_yaw = min(max(yaw, -TOOL_YAW_LIMIT), TOOL_YAW_LIMIT)
+        self.data.ctrl[7:9] = GRIPPER_CLOSED if action[4] > 0 else GRIPPER_OPEN
 
     # ----------------------------------------------------------------- progress
     def stack_order(self) -> list[int]:
@@ -306,6 +354,12 @@ class StackEnv(ArmTaskEnv):
         return order_label(ORDERS[self._order])
 
     # ----------------------------------------------------------------- observations
+    def tool_yaw(self) -> float:
+        """The measured tool yaw (rad): the direction of the tip frame's x axis in the
+        horizontal plane (0 at the home pose, the fingers then close along world y)."""
+        mat = self.data.site_xmat[self.arm.site_id]
+        return math.atan2(float(mat[3]), float(mat[0]))
+
     def gripper_opening(self) -> float:
         """Distance between the pads' inner faces (m)."""
         q = self.data.qpos
@@ -316,22 +370,54 @@ class StackEnv(ArmTaskEnv):
         # of tiny numpy calls per key would cost more than the numbers themselves.
         data = self.data
         values = self.measured_tip.tolist() + self.target_pos.tolist()
-        # The fingers' measured opening only, not the last gripper command: a learner would
-        # read the previous action off the command.
+        # The tool's measured yaw, not the desired one: like the gripper below, a commanded
+        # quantity would let a learner read its previous actions off the observation.
+        yaw = self.tool_yaw()
+        values += (math.sin(yaw), math.cos(yaw))
+        # The fingers' measured opening only, not the last gripper command.
         values.append(self.gripper_opening())
         for x, y, z, w, _, _, qz in data.qpos[self._block_qpos].tolist():
             # Yaw of a (nearly) upright cube; 4θ folds the cube's 90° symmetry away.
             angle = 8.0 * math.atan2(qz, w)
             values += (x, y, z, math.sin(angle), math.cos(angle))
         flat = np.array(values, dtype=np.float32)
-        obs = {"tip_pos": flat[0:3], "tip_target": flat[3:6], "gripper": flat[6:7]}
+        obs = {
+            "tip_pos": flat[0:3], "tip_target": flat[3:6], "tip_yaw": flat[6:8],
+            "gripper": flat[8:9],
+        }
         for i, block in enumerate(BLOCKS):
-            obs[f"{block}_block"] = flat[7 + 5 * i : 12 + 5 * i]
+            obs[f"{block}_block"] = flat[9 + 5 * i : 14 + 5 * i]
         return obs
 
     # ----------------------------------------------------------------- replay
     def _task_state(self) -> np.ndarray:
-        return np.array([float(self._order), float(self._settled)])
+        return np.array([float(self._order), float(self._settled), self.target_yaw])
 
     def _set_task_state(self, task_state: np.ndarray) -> None:
         self._order, self._settled = int(task_state[0]), int(task_state[1])
+        self.target_yaw = float(task_state[2])
+
+
+def context_bounds(context: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds, (3, 3) each, of (x, y, yaw) per cube (``BLOCKS`` order) in
+    context ``context`` (see the class docstring)."""
+    colours, half = CONTEXTS[context]
+    lows, highs = np.zeros((3, 3)), np.zeros((3, 3))
+    for slot, colour in enumerate(colours):
+        x0, x1, y0, y1 = REGIONS[slot]
+        if slot == SPLIT_REGION:
+            middle = 0.5 * (y0 + y1)
+            y0, y1 = (y0, middle) if half == 0 else (middle, y1)
+        index = BLOCKS.index(colour)
+        lows[index], highs[index] = (x0, y0, -YAW_RANGE), (x1, y1, YAW_RANGE)
+    return lows, highs
+
+
+def initial_state_ok(poses: np.ndarray) -> bool:
+    """Whether every two cube centres of (x, y, yaw) per cube are ``MIN_BLOCK_DISTANCE``
+    apart."""
+    xy = poses[:, :2]
+    for i, j in itertools.combinations(range(len(xy)), 2):
+        if math.hypot(*(xy[i] - xy[j]).tolist()) < MIN_BLOCK_DISTANCE:
+            return False
+    return True

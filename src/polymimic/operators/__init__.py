@@ -89,7 +89,11 @@ TASK_OPERATORS: dict[str, TaskOperators] = {
         avoid_scene_utilities,
     ),
     "polymimic/Stack-v1": TaskOperators(
-        make_stack_script, STACK_STYLES["direct_fast"], _motion(StackEnv, 3, stack_env.MAX_STEP),
+        make_stack_script, STACK_STYLES["direct_fast"],
+        dataclasses.replace(
+            _motion(StackEnv, 3, stack_env.MAX_STEP),
+            wrist_step=stack_env.MAX_YAW_STEP, wrist_limit=stack_env.TOOL_YAW_LIMIT,
+        ),
         stack_scene_utilities,
     ),
     "polymimic/Align-v1": TaskOperators(

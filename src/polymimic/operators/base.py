@@ -117,6 +117,12 @@ class MotionSpec:
     max_step: float  # m of desired-position change per step at |action| = 1
     dt: float  # control period (s)
     target_key: str = "tip_target"  # observation key of the controller's desired position
+    # A yaw action (Stack): action component ``dims`` turns the desired tool yaw by
+    # ``wrist_step`` rad per step at |action| = 1, clipped to +-``wrist_limit`` rad, from 0
+    # at reset. 0: no yaw action. The wrist gets a hand of its own (``Hand.wrist``), whose
+    # efference copy is the yaw it has commanded (the observation holds the measured yaw only).
+    wrist_step: float = 0.0
+    wrist_limit: float = 0.0
 
 
 class EpisodeScript(Protocol):
@@ -190,6 +196,10 @@ class OperatorEpisode:
         hand_rng = np.random.default_rng([operator.seed, episode_seed, 1])
         skill = operator.skill.motor
         self.hand = Hand(skill, hand_rng, motion.dims, motion.max_step, motion.dt, operator.seed)
+        self.wrist_yaw = 0.0  # the desired yaw the wrist has commanded (its efference copy)
+        if motion.wrist_step > 0:
+            wrist_rng = np.random.default_rng([operator.seed, episode_seed, 2])
+            self.hand.wrist = Hand(skill, wrist_rng, 1, motion.wrist_step, motion.dt, operator.seed)
         self.seen: collections.deque[dict[str, np.ndarray]] = collections.deque(
             maxlen=skill.delay_steps(motion.dt) + 1
         )
@@ -221,8 +231,16 @@ class OperatorEpisode:
         elif self.step == self.revise_at and getattr(self.script, "revisable", False):
             self._revise(seen)
         self.hand.sync(obs[self.motion.target_key])
+        wrist = self.hand.wrist
+        if wrist is not None:
+            wrist.sync(np.array([self.wrist_yaw]))
         self.step += 1
-        return np.asarray(self.script.act(seen), dtype=np.float32)
+        action = np.asarray(self.script.act(seen), dtype=np.float32)
+        if wrist is not None:  # the env's own update of its desired yaw
+            motion, limit = self.motion, self.motion.wrist_limit
+            yaw = self.wrist_yaw + motion.wrist_step * float(action[motion.dims])
+            self.wrist_yaw = min(max(yaw, -limit), limit)
+        return action
 
     def _revise(self, seen: dict[str, np.ndarray]) -> None:
         new = self.operator.strategy.draw(self.rng, self._scene(seen), exclude=self.intent)

@@ -103,6 +103,9 @@ class MotorSkill:
         refractory: shortest time between two submovement onsets (s).
         pause_chance: probability of stopping before a movement that makes contact.
         pause_time: mean length of such a pause (s).
+        max_pause: longest such pause (s); the exponential draw is cut there (a task whose
+            contacts come often may cap its hesitations so that none looks like a
+            deadlock).
         episode_speed_sd: standard deviation of the log of the per-episode speed factor.
         operator_speed_sd: standard deviation of the log of the per-operator speed factor.
         operator_curvature: standard deviation of the per-operator curvature bias.
@@ -127,6 +130,7 @@ class MotorSkill:
     refractory: float = 0.15
     pause_chance: float = 0.0
     pause_time: float = 0.6
+    max_pause: float = math.inf
     episode_speed_sd: float = 0.1
     operator_speed_sd: float = 0.08
     operator_curvature: float = 0.05
@@ -209,6 +213,9 @@ class Hand:
         self.noise_smooth = np.zeros(dims)
         self.track_velocity = np.zeros(dims)  # m per step, from ``track``
         self.onsets = 0  # submovements started (a measure of corrections)
+        # A second hand for the wrist's rotation (one dimension, radians), where the task
+        # has a yaw action: ``OperatorEpisode`` makes it from ``MotionSpec.wrist_step``.
+        self.wrist: Hand | None = None
 
     # ------------------------------------------------------------------ state
     def sync(self, commanded: np.ndarray) -> None:
@@ -316,7 +323,7 @@ class Hand:
     def _maybe_pause(self) -> None:
         skill = self.skill
         if skill.pause_chance > 0 and self.rng.random() < skill.pause_chance:
-            seconds = self.rng.exponential(skill.pause_time)
+            seconds = min(self.rng.exponential(skill.pause_time), skill.max_pause)
             self.pause(max(seconds, 2 * self.dt))
 
     def _notice_errors(self) -> None:
@@ -355,7 +362,10 @@ class Hand:
         )
 
     def _perpendicular(self, along: np.ndarray) -> np.ndarray:
-        """A unit vector across the movement (in the horizontal plane where possible)."""
+        """A unit vector across the movement (in the horizontal plane where possible); zero
+        for a one-dimensional hand (a wrist's rotation has no across)."""
+        if self.dims == 1:
+            return np.zeros(1)
         if self.dims >= 2 and math.hypot(along[0], along[1]) > 1e-6:
             across = np.zeros(self.dims)
             across[0], across[1] = -along[1], along[0]

@@ -9,6 +9,13 @@ goes (via-points planned once per leg, then the goal); the hand
 ``"vertical"`` (up to a cruise height, across, straight down) or ``"direct"`` (across and
 down together over an arc, raised only over cubes in the way).
 
+**Wrist.** Cubes start at any yaw, so on the way to a cube the operator turns the gripper
+to the cube's nearest face (its yaw modulo 90°, the candidate nearest the wrist's present
+yaw) and descends only once the wrist is at rest there; the turn is driven by a second
+hand of the same motor model (``Hand.wrist``: minimum-jerk, Fitts-timed, delayed, with
+signal-dependent endpoint and velocity noise and corrections), so it is as smooth and as
+noisy as the hand's translation. A carried cube keeps the yaw it was grasped at.
+
 **Mistakes.** An operator starts a contact movement (grasp descent, placing descent) and
 closes or opens the fingers once its hand is *at rest where it believes* the point is
 (``Hand.believed_end``): an endpoint error it has not noticed yet (``reaction_time`` after
@@ -43,10 +50,13 @@ from polymimic.operators.stack_geometry import (  # noqa: F401  (stack_scene_uti
     AIM_MARGIN,
     Body,
     cube_centres,
+    cube_yaws,
+    face_yaw,
     inside_workspace,
     needed_heights,
     stack_scene_utilities,
     stacked_prefix,
+    turned_extents,
 )
 
 ROUTES = ("vertical", "direct")
@@ -67,6 +77,7 @@ PLACE_TOLERANCE = 0.004
 ABOVE_TOLERANCE = 0.006
 VIA_TOLERANCE = 0.01
 FREE_TOLERANCE = 0.02
+WRIST_TOLERANCE = 0.05  # rad (2.9 deg): the pads square a cube turned this much when closing
 BLOCKED = 0.012  # m: a hand resting on something this far above its aim hit an obstacle
 # The tip this far above the controller's target is resting on something: the env holds the
 # target 2 mm below a resting tip (envs.stack.TARGET_PRESS); a tip at rest in free space
@@ -81,6 +92,7 @@ KNOCK_CONFIRM = 0.5
 UNREACHABLE = 0.005
 REPLAN = 0.02  # m: a leg's goal that moved this far since planning gets a new route
 ARC_MIN_ACROSS = 0.12  # m: the direct route arcs only over legs at least this long
+MAX_PAUSE = 2.5  # s: the longest hesitation before a contact (MotorSkill.max_pause)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +117,7 @@ class StackStyle:
             route's corners are rounded (the submovements superpose).
         grip: seconds the fingers are given to close before lifting.
         pause: seconds of stillness after each release (a look at the stack).
+        turn_speed: peak speed of the wrist's turns (rad per step).
         variation: per-episode relative jitter of the route's distances (cruise
             height, clearance, pre-gap, lift, blend), uniform in ``[1 - v, 1 + v]``; the
             pre-grasp point is also offset from above the cube by up to ``variation * 3
@@ -124,6 +137,7 @@ class StackStyle:
     blend: float = 0.03
     grip: float = 0.3
     pause: float = 0.0
+    turn_speed: float = 0.06
     variation: float = 0.3
 
     def __post_init__(self) -> None:
@@ -137,6 +151,7 @@ class _View(NamedTuple):
     tip: np.ndarray  # measured grasp centre (3,)
     target: np.ndarray  # the controller's target (3,)
     cubes: np.ndarray  # cube centres (3, 3)
+    yaws: np.ndarray  # cube yaws modulo 90 deg (3,), in [-45, 45] deg
     opening: float  # between the pads (m)
 
 
@@ -152,6 +167,10 @@ class StackScript:
         self.plan = [BLOCKS.index(n) for n in names]
         self.style: StackStyle = operator.style
         self.hand = hand
+        if hand.wrist is None:
+            raise ValueError("the Stack script turns the wrist: its hand needs a wrist hand "
+                             "(OperatorEpisode makes one from MotionSpec.wrist_step)")
+        self.wrist: Hand = hand.wrist
         self.phase, self.phase_steps = "approach", 0
         self.current = self.plan[0]
         self.grasped = False
@@ -184,10 +203,11 @@ class StackScript:
             tip=obs["tip_pos"].astype(np.float64),
             target=obs["tip_target"].astype(np.float64),
             cubes=cube_centres(obs),
+            yaws=cube_yaws(obs),
             opening=float(obs["gripper"][0]),
         )
         self.phase_steps += 1
-        resting = not self.hand.moving and not self.hand.paused
+        resting = not self.hand.moving and not self.hand.paused and not self.wrist.moving
         self.stuck = self.stuck + 1 if resting else 0
         if self.phase == "abandoned" or self._give_up(view):
             return self._finish(view, "abandoned")
@@ -200,7 +220,32 @@ class StackScript:
         elif self.stuck > self.stuck_limit:
             self._set_phase("approach")  # stuck: open and start this cube over
         motion, closed = getattr(self, f"_{self.phase}")(view)
-        return np.append(motion, 1.0 if closed else -1.0).astype(np.float32)
+        return self._action(motion, self._turn(view), closed)
+
+    @staticmethod
+    def _action(motion: np.ndarray, turn: np.ndarray, closed: bool) -> np.ndarray:
+        """The env's action: (dx, dy, dz, dyaw, gripper)."""
+        return np.concatenate((motion, turn, (1.0 if closed else -1.0,))).astype(np.float32)
+
+    def _grasp_yaw(self, view: _View) -> float:
+        """The wrist yaw that puts the pads square on the current cube's faces."""
+        return face_yaw(float(view.yaws[self.current]), float(self.wrist.believed_end()[0]))
+
+    def _turn(self, view: _View) -> np.ndarray:
+        """The wrist's motion this step: towards the current cube's faces while approaching
+        it, held otherwise (during the descent, the grasp and the carry)."""
+        if self.phase == "approach":
+            aim = np.array([self._grasp_yaw(view)])
+            return self.wrist.move(aim, self.style.turn_speed, WRIST_TOLERANCE)
+        return self.wrist.hold()
+
+    def _wrist_ready(self, view: _View) -> bool:
+        """The wrist has stopped where the operator believes the cube's faces are."""
+        if self.wrist.moving:
+            return False
+        return abs(float(self.wrist.believed_end()[0]) - self._grasp_yaw(view)) <= (
+            WRIST_TOLERANCE + 1e-4
+        )
 
     def _stack_level(self, view: _View) -> int:
         """How many cubes stand as planned; a stack lower than the operator has built or
@@ -252,13 +297,15 @@ class StackScript:
         cube = view.cubes[self.current]
         lift = BLOCK_HALF[BLOCKS[self.current]] + PAD_HALF[2] + self.pre_gap
         goal = inside_workspace(cube + (*self.approach_offset, lift))
-        if self._at_rest_at(goal, PRE_GRASP_TOLERANCE):
+        if self._at_rest_at(goal, PRE_GRASP_TOLERANCE) and self._wrist_ready(view):
             self._set_phase("descend")
             self.descent_cube = cube.copy()
             return self._descend(view)
         # The cube itself is crossed no lower than the pre-grasp height (after a failed
-        # attempt the hand may start low beside it).
-        open_hand = Body(*OPEN_FOOTPRINT, PAD_HALF[2], np.zeros(3))
+        # attempt the hand may start low beside it). The open fingers' footprint turns with
+        # the wrist (its bounding box at the yaw it is turning to).
+        footprint = turned_extents(*OPEN_FOOTPRINT, self._grasp_yaw(view))
+        open_hand = Body(*footprint, PAD_HALF[2], np.zeros(3))
         self._plan_leg(goal, view.cubes, open_hand, own_height=goal[2])
         return self._follow(goal, self.style.speed, PRE_GRASP_TOLERANCE), False
 
@@ -321,7 +368,9 @@ class StackScript:
             self._set_phase("lower")
             return self._lower(view)
         half = BLOCK_HALF[BLOCKS[self.current]]
-        cube = Body(half + 0.004, half + 2 * PAD_HALF[1] + 0.002, half, self.grip_offset)
+        yaw = float(self.wrist.believed_end()[0])
+        carried = turned_extents(half + 0.004, half + 2 * PAD_HALF[1] + 0.002, yaw)
+        cube = Body(*carried, half, self.grip_offset)
         lift = None  # the first leg starts with a lift, straight up
         if self.leg_goal is None:
             lift = inside_workspace(self.hand.believed_end() + (0.0, 0.0, self.lift))
@@ -355,7 +404,7 @@ class StackScript:
         clear = max(float(np.max(view.cubes[:, 2])) + 0.06, end[2])
         motion = self.hand.move(inside_workspace(np.array([end[0], end[1], clear])), self.style.speed,
                                 FREE_TOLERANCE)  # fmt: skip
-        return np.append(motion, -1.0).astype(np.float32)
+        return self._action(motion, self.wrist.hold(), False)
 
     # ------------------------------------------------------------------ routing
     def _follow(self, goal: np.ndarray, speed: float, tolerance: float) -> np.ndarray:
@@ -466,16 +515,19 @@ STACK_SKILLS = {
     #   fingers close along y with 1.5-2 cm to spare); okay: lateral ratio 0.6. With 0.14
     #   the worse tier still succeeded in 91% of the named dataset's demos (robomimic's
     #   worse operators: 60-85%); 0.17 gave 47/60 (seeds 1000-1059, expert style).
+    # * hesitations before contact last at most MAX_PAUSE: an exponential pause (mean
+    #   0.6-0.8 s) is longer than 5 s (100 steps without progress, the deadlock bound
+    #   of scripts/contact_depth.py) once in a few hundred.
     "better": Skill("better", MotorSkill(
         reaction_time=0.2, fitts_b=0.10, speed=1.0, endpoint_noise=0.03,
-        velocity_noise=0.03, pause_chance=0.1,
+        velocity_noise=0.03, pause_chance=0.1, max_pause=MAX_PAUSE,
     )),
     "okay": Skill("okay", MotorSkill(
         reaction_time=0.25, fitts_b=0.16, speed=0.8, endpoint_noise=0.07, lateral_ratio=0.6,
-        velocity_noise=0.06, pause_chance=0.2,
+        velocity_noise=0.06, pause_chance=0.2, max_pause=MAX_PAUSE,
     )),
     "worse": Skill("worse", MotorSkill(
         reaction_time=0.3, fitts_b=0.22, speed=0.65, endpoint_noise=0.17, lateral_ratio=0.7,
-        velocity_noise=0.10, pause_chance=0.2, pause_time=0.8,
+        velocity_noise=0.10, pause_chance=0.2, pause_time=0.8, max_pause=MAX_PAUSE,
     )),
 }  # fmt: skip

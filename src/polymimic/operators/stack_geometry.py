@@ -5,6 +5,7 @@ choice of stacking order."""
 from __future__ import annotations
 
 import itertools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +17,7 @@ from polymimic.envs.stack import (
     STACK_Z_TOL,
     TARGET_CENTRE,
     TARGET_HALF,
+    TOOL_YAW_LIMIT,
     WORKSPACE_HIGH,
     WORKSPACE_LOW,
 )
@@ -27,6 +29,28 @@ AIM_MARGIN = 0.003  # m: aims stay this far inside the workspace box (no clipped
 def cube_centres(obs: dict[str, np.ndarray]) -> np.ndarray:
     """Cube centres (3, 3) in ``BLOCKS`` order."""
     return np.stack([obs[f"{b}_block"][:3] for b in BLOCKS]).astype(np.float64)
+
+
+def cube_yaws(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """Cube yaws modulo 90° (3,), in [-45°, 45°], from the observation's (sin 4θ, cos 4θ)."""
+    return np.array(
+        [math.atan2(float(obs[f"{b}_block"][3]), float(obs[f"{b}_block"][4])) / 4 for b in BLOCKS]
+    )
+
+
+def face_yaw(cube_yaw: float, wrist_yaw: float) -> float:
+    """The tool yaw, within ``TOOL_YAW_LIMIT``, that squares the pads on a cube of yaw
+    ``cube_yaw`` (any of its four faces: ``cube_yaw + k 90°``), nearest ``wrist_yaw``."""
+    candidates = [cube_yaw + k * math.pi / 2 for k in (-1, 0, 1)]
+    allowed = [c for c in candidates if abs(c) <= TOOL_YAW_LIMIT] or [cube_yaw]
+    return min(allowed, key=lambda c: abs(c - wrist_yaw))
+
+
+def turned_extents(half_x: float, half_y: float, yaw: float) -> tuple[float, float]:
+    """Half extents (x, y) of the world-aligned box around a rectangle of half extents
+    ``half_x``, ``half_y`` turned by ``yaw``."""
+    c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
+    return c * half_x + s * half_y, s * half_x + c * half_y
 
 
 def inside_workspace(point: np.ndarray) -> np.ndarray:
