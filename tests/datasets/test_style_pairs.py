@@ -90,4 +90,7 @@ def test_disagreement_grows_with_the_distance(task: str, seeds: range) -> None:
     means = [result[d]["mean"] for d in (0.0, 0.5, 1.0)]
     assert means[0] == 0.0  # identical demos
     assert means[0] < means[1] < means[2], means
-    assert means[2] > 0.1  # a conflict, not a rounding difference (actions lie in [-1, 1])
+    # A conflict, not a rounding difference (actions lie in [-1, 1]). Stack's bound is lower:
+    # its styles differ in the route only, and since the yaw action its actions have five
+    # components, two of them (yaw, gripper) the same in both styles (0.083 at d = 1, 4 seeds).
+    assert means[2] > (0.08 if task == "stack" else 0.1)
