@@ -38,7 +38,7 @@ from polymimic.operators import Operator, Strategy, record_episode, task_behavio
 from polymimic.operators.align import ALIGN_SKILLS, ALIGN_STYLES
 from polymimic.operators.avoid import AVOID_SKILLS, AVOID_STYLES
 from polymimic.operators.push import PUSH_SKILLS, PUSH_STYLES
-from polymimic.operators.sort import SORT_SKILLS, SORT_STYLES
+from polymimic.operators.sort import SORT_STYLES, sort_skills
 from polymimic.operators.stack import STACK_SKILLS, STACK_STYLES
 
 QUALITIES = ("better", "okay", "worse")
@@ -46,9 +46,9 @@ TASK_SKILLS = {
     "polymimic/Push-v1": PUSH_SKILLS,
     "polymimic/Avoid-v1": AVOID_SKILLS,
     "polymimic/Align-v1": ALIGN_SKILLS,
-    "polymimic/Sort2-v1": SORT_SKILLS,
-    "polymimic/Sort4-v1": SORT_SKILLS,
-    "polymimic/Sort6-v1": SORT_SKILLS,
+    "polymimic/Sort2-v1": sort_skills(2),
+    "polymimic/Sort4-v1": sort_skills(4),
+    "polymimic/Sort6-v1": sort_skills(6),
     "polymimic/Stack-v1": STACK_SKILLS,
 }
 TASK_STYLES = {

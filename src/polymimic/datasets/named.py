@@ -37,7 +37,7 @@ from polymimic.operators.base import Operator, Skill, Strategy
 from polymimic.operators.planner_avoid import PLANNED_AVOID_STYLES
 from polymimic.operators.planner_push import PLANNED_PUSH_STYLES
 from polymimic.operators.push import PUSH_SKILLS, PUSH_STRATEGIES, PUSH_STYLES
-from polymimic.operators.sort import SORT_SKILLS, SORT_STYLES, sort_strategies
+from polymimic.operators.sort import SORT_STYLES, sort_skills, sort_strategies
 from polymimic.operators.stack import STACK_SKILLS, STACK_STRATEGIES, STACK_STYLES
 from polymimic.registry import lookup
 
@@ -72,8 +72,12 @@ AVOID = OperatorTables(AVOID_STRATEGIES, AVOID_STYLES, AVOID_SKILLS)
 ALIGN = OperatorTables(ALIGN_STRATEGIES, ALIGN_STYLES, ALIGN_SKILLS)
 STACK = OperatorTables(STACK_STRATEGIES, STACK_STYLES, STACK_SKILLS)
 SORT2, SORT4, SORT6 = (
-    OperatorTables(sort_strategies(task_behaviours(env_id)), SORT_STYLES, SORT_SKILLS)
-    for env_id in ("polymimic/Sort2-v1", "polymimic/Sort4-v1", "polymimic/Sort6-v1")
+    OperatorTables(sort_strategies(task_behaviours(env_id)), SORT_STYLES, sort_skills(blocks))
+    for env_id, blocks in (
+        ("polymimic/Sort2-v1", 2),
+        ("polymimic/Sort4-v1", 4),
+        ("polymimic/Sort6-v1", 6),
+    )
 )
 
 PUSH_MULTI_OPERATOR_V1 = DatasetSpec(
